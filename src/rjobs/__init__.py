@@ -1,9 +1,9 @@
 """rjobs: run long computations on named pools of workers, and follow them from one client.
 
-    >>> import rjobs
-    >>> with rjobs.connect_sync() as client:
-    ...     op = client.jobs.create("Prescriptive", "default", {"model": {...}})
-    ...     job = op.wait()
+>>> import rjobs
+>>> with rjobs.connect_sync() as client:
+...     op = client.jobs.create("Prescriptive", "default", {"model": {...}})
+...     job = op.wait()
 """
 
 from rjobs._client import (

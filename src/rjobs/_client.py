@@ -257,7 +257,9 @@ class JobsClientSync:
 
         ``reasoner_type=None`` merges all types. ``limit`` and ``offset`` page the merged result.
         """
-        types = REASONER_TYPES if reasoner_type is None else (normalize_reasoner_type(reasoner_type),)
+        types = (
+            REASONER_TYPES if reasoner_type is None else (normalize_reasoner_type(reasoner_type),)
+        )
         if job_id is not None:
             check_job_id(job_id)
         lim, off = check_limit_offset(limit, offset)
@@ -330,7 +332,9 @@ class JobsClientSync:
         """A normalised operation status derived from the job's current state."""
         job = self.get(reasoner_type, job_id)
         if job is None:
-            raise JobNotFoundError(f"{normalize_reasoner_type(reasoner_type)} job {job_id!r} not found")
+            raise JobNotFoundError(
+                f"{normalize_reasoner_type(reasoner_type)} job {job_id!r} not found"
+            )
         return operation_from_job(job)
 
     def read_artifact(self, reasoner_type: str, job_id: str, name: str) -> bytes:
@@ -374,7 +378,9 @@ class ReasonersClientSync:
         )
 
     def delete(self, reasoner_type: str, name: str) -> None:
-        self._gateway.delete_reasoner(normalize_reasoner_type(reasoner_type), check_reasoner_name(name))
+        self._gateway.delete_reasoner(
+            normalize_reasoner_type(reasoner_type), check_reasoner_name(name)
+        )
 
     def suspend(self, reasoner_type: str, name: str) -> Reasoner:
         return self._gateway.set_reasoner_state(
@@ -390,7 +396,9 @@ class ReasonersClientSync:
 class ClientSync:
     """The entry point: ``.jobs`` and ``.reasoners``; use as a context manager to close."""
 
-    def __init__(self, jobs: JobsClientSync, reasoners: ReasonersClientSync, config: Config) -> None:
+    def __init__(
+        self, jobs: JobsClientSync, reasoners: ReasonersClientSync, config: Config
+    ) -> None:
         self.jobs = jobs
         self.reasoners = reasoners
         self.config = config

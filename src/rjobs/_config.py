@@ -130,7 +130,9 @@ class Config:
         return cls._from_values(values, sources, name)
 
     @classmethod
-    def _from_values(cls, values: dict[str, Any], sources: dict[str, str], name: str | None) -> Config:
+    def _from_values(
+        cls, values: dict[str, Any], sources: dict[str, str], name: str | None
+    ) -> Config:
         allowed = {f.name for f in dataclasses.fields(cls)} - {"sources", "connection_name"}
         unknown = set(values) - allowed
         if unknown:

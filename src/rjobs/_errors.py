@@ -3,7 +3,7 @@
     JobError
     ├── JobInvalidRequestError      the request is wrong: bad argument, unknown type, bad payload
     ├── JobNotFoundError            no such job (or not visible to the caller)
-    ├── JobNotReadyError            not available yet: result of an unfinished job, suspended reasoner
+    ├── JobNotReadyError            not available yet: unfinished job, suspended reasoner
     ├── JobTimeoutError             wait gave up at its deadline
     ├── JobServerError              the store or server failed
     ├── JobCapabilityError          the backend cannot do this

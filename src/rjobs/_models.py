@@ -23,7 +23,15 @@ _TYPE_ALIASES = {
 
 INTERNAL_ALIASES = {"Logic": "LOGIC", "Prescriptive": "SOLVER", "Predictive": "ML"}
 
-STATES: tuple[str, ...] = ("CREATED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELED", "ABORTED")
+STATES: tuple[str, ...] = (
+    "CREATED",
+    "PENDING",
+    "RUNNING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELED",
+    "ABORTED",
+)
 ACTIVE_STATES: frozenset[str] = frozenset({"CREATED", "PENDING", "RUNNING"})
 TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "CANCELED", "ABORTED"})
 

@@ -222,13 +222,18 @@ class SqlJobsGateway:
             )
         logger.info(
             "job.created",
-            extra={"job_id": row["id"], "reasoner": f"{row['reasoner_type']}/{row['reasoner_name']}"},
+            extra={
+                "job_id": row["id"],
+                "reasoner": f"{row['reasoner_type']}/{row['reasoner_name']}",
+            },
         )
         if self._on_created is not None:
             self._on_created()
         return row_to_job(row, frozenset(), store)
 
-    def _visible_row(self, reasoner_type: str, job_id: str, *, touch: bool = False) -> RowMapping | None:
+    def _visible_row(
+        self, reasoner_type: str, job_id: str, *, touch: bool = False
+    ) -> RowMapping | None:
         row = self._ready().get_job(job_id, touch=touch)
         if row is None or row["reasoner_type"] != reasoner_type:
             return None
@@ -334,7 +339,9 @@ class SqlJobsGateway:
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise JobServerError(f"artifact {name!r} of job {job_id!r} is unreadable: {exc}") from exc
+            raise JobServerError(
+                f"artifact {name!r} of job {job_id!r} is unreadable: {exc}"
+            ) from exc
 
     def list_artifacts(self, reasoner_type: str, job_id: str) -> list[dict[str, Any]]:
         with _store_errors():

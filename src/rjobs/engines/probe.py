@@ -15,7 +15,7 @@ def is_probe(payload: dict[str, Any]) -> bool:
 
 
 def run_probe(payload: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
-    """Sleep ``sleep_s`` (interruptible), write ``events`` progress events, fail if ``fail`` is set."""
+    """Sleep ``sleep_s`` (interruptibly), write ``events`` events, fail if ``fail`` is set."""
     spec = payload["probe"]
     if spec is None:
         spec = {}

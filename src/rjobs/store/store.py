@@ -149,7 +149,7 @@ class Store:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it takes the write lock at BEGIN (no upgrade deadlocks)."""
+        """A write transaction; on SQLite it takes the write lock at BEGIN (no upgrade deadlock)."""
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -260,9 +260,7 @@ class Store:
         if self.get_reasoner(reasoner_type, name) is not None:
             return
         with contextlib.suppress(StoreConflict):
-            self.create_reasoner(
-                reasoner_type, name, size=size, settings={}, created_by=created_by
-            )
+            self.create_reasoner(reasoner_type, name, size=size, settings={}, created_by=created_by)
 
     def get_reasoner(self, reasoner_type: str, name: str) -> RowMapping | None:
         query = t.reasoners.select().where(
@@ -498,7 +496,9 @@ class Store:
                 return False
             now = self.now()
             started = row.started_at
-            duration = 0 if started is None else max(0, int((now - started) / timedelta(milliseconds=1)))
+            duration = (
+                0 if started is None else max(0, int((now - started) / timedelta(milliseconds=1)))
+            )
             stmt = t.jobs.update().where(c.id == job_id, c.state.in_(_ACTIVE))
             if worker_id is not None:
                 stmt = stmt.where(c.worker_id == worker_id, c.state == "RUNNING")
@@ -551,9 +551,7 @@ class Store:
         self._notify(channel_for_events(job_id))
         return len(events)
 
-    def read_events(
-        self, job_id: str, stream: str, after: int, limit: int
-    ) -> list[dict[str, Any]]:
+    def read_events(self, job_id: str, stream: str, after: int, limit: int) -> list[dict[str, Any]]:
         """Events with seq > after, in order, stopping before the first gap."""
         c = t.job_events.c
         query = (
@@ -675,7 +673,9 @@ class Store:
         """Renew a worker's lease; False when the reaper already declared it lost."""
         with self._write() as conn:
             done = conn.execute(
-                t.workers.update().where(t.workers.c.id == worker_id).values(heartbeat_at=self.now())
+                t.workers.update()
+                .where(t.workers.c.id == worker_id)
+                .values(heartbeat_at=self.now())
             ).rowcount
         return bool(done)
 
@@ -685,9 +685,7 @@ class Store:
 
     def count_workers(self) -> int:
         with self._read() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.count()).select_from(t.workers)).scalar_one()
-            )
+            return int(conn.execute(sa.select(sa.func.count()).select_from(t.workers)).scalar_one())
 
     def running_checks(self, worker_id: str) -> list[RunningCheck]:
         c = t.jobs.c
@@ -733,7 +731,9 @@ class Store:
                 )
             ]
         aborted = [
-            job_id for job_id in orphans if self.finish(job_id, "ABORTED", abort_reason=REASONER_LOST)
+            job_id
+            for job_id in orphans
+            if self.finish(job_id, "ABORTED", abort_reason=REASONER_LOST)
         ]
         for worker_id in lost:
             logger.warning("worker.lost", extra={"worker": worker_id})
@@ -745,7 +745,9 @@ class Store:
         with self._read() as conn:
             return int(
                 conn.execute(
-                    sa.select(sa.func.count()).select_from(t.jobs).where(t.jobs.c.state.in_(_ACTIVE))
+                    sa.select(sa.func.count())
+                    .select_from(t.jobs)
+                    .where(t.jobs.c.state.in_(_ACTIVE))
                 ).scalar_one()
             )
 
@@ -755,7 +757,9 @@ class Store:
             return {
                 (str(r[0]), str(r[1]))
                 for r in conn.execute(
-                    sa.select(c.reasoner_type, c.reasoner_name).where(c.state == "PENDING").distinct()
+                    sa.select(c.reasoner_type, c.reasoner_name)
+                    .where(c.state == "PENDING")
+                    .distinct()
                 )
             }
 
@@ -786,4 +790,3 @@ class Store:
             for job_id in ids:
                 shutil.rmtree(self.artifact_dir / job_id, ignore_errors=True)
             removed += len(ids)
-

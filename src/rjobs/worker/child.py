@@ -107,9 +107,7 @@ class ChildContext:
         self._send(("event", stream, datetime.now(UTC), type, fields))
 
     def write_artifact(self, name: str, data: bytes, content_type: str) -> ArtifactInfo:
-        info = store_artifact_file(
-            self._spec.artifact_dir / self.job_id, name, data, content_type
-        )
+        info = store_artifact_file(self._spec.artifact_dir / self.job_id, name, data, content_type)
         self._send(("artifact", info))
         return info
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from rjobs._config import Config
+from rjobs._logging import configure as configure_logging
 from rjobs.store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -142,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url")
     parser.add_argument("--data-root", action="append", default=[], type=Path)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("RJOBS_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging()
     config = Config(
         backend="embedded",
         data_dir=args.data_dir,

@@ -145,6 +145,8 @@ class Worker:
         heart = threading.Thread(target=self._heartbeat_loop, name="rjobs-heartbeat", daemon=True)
         heart.start()
         sub = self.store.notifier.subscribe([QUEUE_CHANNEL, CANCEL_CHANNEL])
+        # one warm job process before the first claim, so a job's run time excludes start-up
+        self._idle.append(_Executor(self._mp, self._preload))
         reason = "stopped"
         last_reap = 0.0
         idle_since = time.monotonic()
@@ -158,12 +160,14 @@ class Worker:
                 self._claim()
                 if self._running:
                     idle_since = now
-                elif self.settings.idle_exit_s is not None:
-                    if now - idle_since >= self.settings.idle_exit_s:
-                        if not self._safely(self.store.count_active):
-                            reason = "idle"
-                            break
-                        idle_since = now
+                elif (
+                    self.settings.idle_exit_s is not None
+                    and now - idle_since >= self.settings.idle_exit_s
+                ):
+                    if not self._safely(self.store.count_active):
+                        reason = "idle"
+                        break
+                    idle_since = now
                 sub.wait(self.settings.check_s)
         finally:
             sub.close()
@@ -303,13 +307,13 @@ class Worker:
         wall_now = self.store.now()
         grace = timedelta(seconds=self.settings.detach_grace_s)
         for check in checks:
-            run = self._running.get(check.id)
-            if run is None:
+            watched = self._running.get(check.id)
+            if watched is None:
                 continue
             if check.cancel_requested_by is not None:
-                self._interrupt(run, "CANCELED", f"canceled by {check.cancel_requested_by}")
+                self._interrupt(watched, "CANCELED", f"canceled by {check.cancel_requested_by}")
             elif check.abort_detached and _older(check.last_polled_at, wall_now, grace):
-                self._interrupt(run, "ABORTED", CLIENT_DISCONNECTED)
+                self._interrupt(watched, "ABORTED", CLIENT_DISCONNECTED)
 
     # -- one job --------------------------------------------------------------------------------
 

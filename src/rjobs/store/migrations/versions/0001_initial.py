@@ -60,9 +60,7 @@ def upgrade() -> None:
         "ix_jobs_claim", "jobs", ["reasoner_type", "reasoner_name", "state", "created_on"]
     )
     op.create_index("ix_jobs_worker_state", "jobs", ["worker_id", "state"])
-    op.create_index(
-        "ix_jobs_idempotency", "jobs", ["created_by", "idempotency_key"], unique=True
-    )
+    op.create_index("ix_jobs_idempotency", "jobs", ["created_by", "idempotency_key"], unique=True)
     op.create_table(
         "job_events",
         sa.Column(
