@@ -39,13 +39,26 @@ classification when every class has two rows) and reports metrics on the held-ou
 mean (``metrics``) and standard deviation (``metrics_std``), emits a ``fold`` event per fold, then
 refits on all rows for the saved model. **predict** loads ``model.skops`` of ``model_from_job``
 and predicts every row; the data needs every feature column of the model (extra columns are
-ignored), and when it holds the target column, metrics are computed on the rows that have one.
+ignored), and when it holds the target column (``target``, by default the model's), metrics are
+computed on the rows that have a value there.
 
 Metrics: classification accuracy, f1 (of the second class in sorted order when binary, macro
 otherwise) and roc_auc (one-vs-rest macro when multiclass; ``None`` when undefined); regression
 r2, mae and rmse. Feature importances are per original column (one-hot columns summed),
 normalised to sum to 1: impurity importances for trees, absolute coefficients on standardised
 inputs for linear models.
+
+Result of train and evaluate: ``task``, ``problem``, ``problem_inferred``, ``target``,
+``model_kind``, ``estimator`` (class name), ``params`` (as built), ``feature_columns``,
+``categorical_columns``, ``dropped_columns`` ({column: why}), ``n_rows``, ``classes``
+(classification), ``n_train``, ``n_test`` (in evaluate both are all rows: the refit and the
+out-of-fold predictions), ``validation``, ``training_time_s``, ``n_estimators_fitted`` (ensembles),
+``metrics``, ``feature_importances`` ({column: share}, largest first), ``positive_class`` (binary)
+and ``interrupted``; evaluate adds ``folds`` ([{fold, n_train, n_test, metrics}]) and
+``metrics_std``. Result of predict: ``task``, ``model_from_job``, ``problem``, ``target``,
+``model_kind``, ``estimator``, ``feature_columns``, ``n_rows``, ``predicted_counts``
+(classification) or ``predicted_summary`` (mean, min, max), ``metrics`` and ``n_labelled`` when
+actual values are known, ``positive_class`` (binary) and ``interrupted``.
 
 Artifacts: ``model.skops`` (train, evaluate) holds a dict with the fitted pipeline and the column
 plan; loading trusts only scikit-learn and numpy types. ``predictions.csv`` has ``row`` (the
@@ -57,7 +70,8 @@ Progress events: ``data`` (rows, columns) once the data is read; gradient boosti
 forest ``batch`` (trees, of, elapsed_s) per warm-start batch of about 0.25 s; ``fold`` (fold, of,
 n_train, n_test, metrics) in evaluate, whose stage and batch events also carry ``fold`` (or
 ``"phase": "final"`` for the refit). When ``ctx.interrupted`` turns true, training stops at the
-next stage or batch and ``run`` returns what it has with ``"interrupted": true`` and no artifacts.
+next stage or batch (evaluate: or fold; predict: between chunks of 10,000 rows) and ``run``
+returns the summary so far with ``"interrupted": true``, no metrics and no artifacts.
 """
 
 from __future__ import annotations
@@ -65,7 +79,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,7 +120,6 @@ logger = logging.getLogger(__name__)
 TASKS = ("train", "evaluate", "predict")
 PROBLEMS = ("classification", "regression")
 _KEYS = {"task", "data", "target", "problem", "model", "validation", "model_from_job"}
-_TRAIN_ONLY = ("target", "problem", "model", "validation")
 _PREDICT_CHUNK = 10_000  # rows per predict call, so a cancel is seen between chunks
 
 
@@ -163,7 +175,9 @@ def parse_request(payload: dict[str, Any], ctx: EngineContext) -> Request:
         raise failure("invalid_payload", "the payload must be an object")
     unknown = set(payload) - _KEYS
     if unknown:
-        raise failure("invalid_payload", f"unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}")
+        raise failure(
+            "invalid_payload", f"unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}"
+        )
     task = payload.get("task", "train")
     if not isinstance(task, str) or task.lower() not in TASKS:
         raise failure("bad_task", f"task {task!r} is not one of {list(TASKS)}")
@@ -171,25 +185,28 @@ def parse_request(payload: dict[str, Any], ctx: EngineContext) -> Request:
     if "data" not in payload:
         raise failure("invalid_payload", "data is required")
 
-    not_applicable = (
-        [key for key in _TRAIN_ONLY if key in payload and key != "target"]
-        if task == "predict"
-        else ["model_from_job"] * ("model_from_job" in payload)
-    )
-    for key in not_applicable:
+    ignored: list[str]
+    if task == "predict":
+        ignored = [key for key in ("problem", "model", "validation") if key in payload]
+    else:
+        ignored = ["model_from_job"] if "model_from_job" in payload else []
+    for key in ignored:
         ctx.problem("warning", "ignored_key", f"{key} does not apply to {task} and is ignored")
 
     target = payload.get("target")
     if target is not None and (not isinstance(target, str) or not target):
         raise failure("invalid_payload", "target must be a column name")
     if task != "predict" and target is None:
-        raise failure("missing_target", f"target is required for {task}: name the column to predict")
+        raise failure(
+            "missing_target", f"target is required for {task}: name the column to predict"
+        )
 
-    problem = payload.get("problem")
-    if problem is not None:
-        if not isinstance(problem, str) or problem.lower() not in PROBLEMS:
+    raw_problem = payload.get("problem")
+    problem: Problem | None = None
+    if raw_problem is not None:
+        if not isinstance(raw_problem, str) or raw_problem.lower() not in PROBLEMS:
             raise failure("invalid_payload", f"problem must be one of {list(PROBLEMS)}")
-        problem = problem.lower()
+        problem = "classification" if raw_problem.lower() == "classification" else "regression"
 
     model = payload.get("model") or {}
     if not isinstance(model, dict) or set(model) - {"kind", "params"}:
@@ -255,7 +272,8 @@ def _prepare(request: Request, ctx: EngineContext) -> Training:
     if target not in table.column_names:
         raise failure(
             "missing_target",
-            f"target column {target!r} is not in the data (columns: {', '.join(table.column_names)})",
+            f"target column {target!r} is not in the data"
+            f" (columns: {', '.join(table.column_names)})",
         )
     loaded = table.num_rows
     table, rows = drop_missing_target(table, target)
@@ -294,3 +312,430 @@ def _prepare(request: Request, ctx: EngineContext) -> Training:
         raise failure("no_features", "no usable feature column is left after preprocessing")
     x = feature_matrix(table, plan.features, plan.kinds)
     return Training(rows, x, y, problem, inferred, classes, plan)
+
+
+def _summary(
+    request: Request, data: Training, estimator: Any, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The result fields every train and evaluate result has, interrupted or not."""
+    summary: dict[str, Any] = {
+        "task": request.task,
+        "problem": data.problem,
+        "problem_inferred": data.inferred,
+        "target": request.target,
+        "model_kind": request.kind,
+        "estimator": type(estimator).__name__,
+        "params": params,
+        "feature_columns": list(data.plan.features),
+        "categorical_columns": data.plan.categorical,
+        "dropped_columns": dict(data.plan.dropped),
+        "n_rows": len(data.y),
+    }
+    if data.problem == "classification":
+        summary["classes"] = data.classes
+    return summary
+
+
+def _binary(data_classes: Sequence[Any], model_classes: npt.NDArray[Any]) -> bool:
+    return len(data_classes) == 2 and len(model_classes) == 2
+
+
+def _predict_rows(
+    pipeline: Pipeline, x: npt.NDArray[Any], problem: Problem
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
+    predicted = np.asarray(pipeline.predict(x))
+    proba = np.asarray(pipeline.predict_proba(x)) if problem == "classification" else None
+    return predicted, proba
+
+
+def _metrics(
+    data: Training,
+    y_true: npt.NDArray[Any],
+    predicted: npt.NDArray[Any],
+    proba: npt.NDArray[Any] | None,
+    model_classes: npt.NDArray[Any],
+) -> tuple[dict[str, float | None], list[str]]:
+    if data.problem == "classification":
+        return classification_metrics(
+            y_true, predicted, proba, model_classes, n_classes=len(data.classes)
+        )
+    return regression_metrics(y_true.astype(float), predicted.astype(float))
+
+
+def _report_notes(ctx: EngineContext, notes: Iterable[str]) -> None:
+    for note in dict.fromkeys(notes):
+        ctx.problem("warning", "metric_undefined", note)
+
+
+def _stratify_ok(data: Training, needed: int) -> bool:
+    """Whether every class has ``needed`` rows, so the split can keep class proportions."""
+    if data.problem != "classification":
+        return False
+    counts = np.unique(data.y, return_counts=True)[1]
+    return bool(counts.min() >= needed)
+
+
+def _model_bundle(
+    request: Request, data: Training, pipeline: Pipeline, ctx: EngineContext
+) -> dict[str, Any]:
+    return {
+        "format": MODEL_FORMAT,
+        "pipeline": pipeline,
+        "problem": data.problem,
+        "target": request.target,
+        "model_kind": request.kind,
+        "estimator": type(pipeline.named_steps["model"]).__name__,
+        "features": list(data.plan.features),
+        "kinds": dict(data.plan.kinds),
+        "classes": list(data.classes),
+        "trained_by_job": ctx.job_id,
+        "sklearn_version": sklearn.__version__,
+    }
+
+
+def _train_task(request: Request, ctx: EngineContext) -> dict[str, Any]:
+    data = _prepare(request, ctx)
+    estimator, params = make_estimator(request.kind, data.problem, request.params, request.seed)
+    summary = _summary(request, data, estimator, params)
+    stratified = _stratify_ok(data, 2)
+    if data.problem == "classification" and not stratified:
+        ctx.problem(
+            "warning", "not_stratified", "a class has a single row: the split is not stratified"
+        )
+    try:
+        train_idx, test_idx = train_test_split(
+            np.arange(len(data.y)),
+            test_size=request.test_size,
+            random_state=request.seed,
+            stratify=data.y if stratified else None,
+        )
+    except ValueError as exc:
+        raise failure(
+            "bad_split",
+            f"cannot hold out test_size={request.test_size} of {len(data.y)} rows: {exc}",
+        ) from exc
+    test_idx = np.sort(test_idx)
+    if data.problem == "classification" and len(np.unique(data.y[train_idx])) < 2:
+        raise failure("one_class_target", "the training rows of the split hold a single class")
+    summary.update(
+        n_train=len(train_idx),
+        n_test=len(test_idx),
+        validation={"test_size": request.test_size, "seed": request.seed, "stratified": stratified},
+    )
+    if ctx.interrupted:
+        return {**summary, "interrupted": True}
+
+    pipeline, outcome = fit_pipeline(
+        estimator,
+        data.plan.features,
+        data.plan.kinds,
+        data.x[train_idx],
+        data.y[train_idx],
+        ctx,
+        {},
+    )
+    summary["training_time_s"] = round(outcome.seconds, 3)
+    if outcome.n_estimators is not None:
+        summary["n_estimators_fitted"] = outcome.n_estimators
+    if outcome.interrupted:
+        logger.info("predictive job %s interrupted while training", ctx.job_id)
+        return {**summary, "interrupted": True}
+
+    predicted, proba = _predict_rows(pipeline, data.x[test_idx], data.problem)
+    model_classes = np.asarray(getattr(pipeline.named_steps["model"], "classes_", []))
+    metrics, notes = _metrics(data, data.y[test_idx], predicted, proba, model_classes)
+    _report_notes(ctx, notes)
+    binary = _binary(data.classes, model_classes)
+    columns = ["row", "actual", "predicted", *(["probability"] if binary else [])]
+    records = (
+        [
+            data.rows[i],
+            data.y[i],
+            predicted[k],
+            *([proba[k, 1]] if binary and proba is not None else []),
+        ]
+        for k, i in enumerate(test_idx)
+    )
+    ctx.write_artifact("predictions.csv", _csv_bytes(columns, records), "text/csv")
+    model_bytes = dump_model(_model_bundle(request, data, pipeline, ctx))
+    ctx.write_artifact("model.skops", model_bytes, "application/octet-stream")
+    if binary:
+        summary["positive_class"] = _plain(model_classes[1])
+    return {
+        **summary,
+        "metrics": metrics,
+        "feature_importances": feature_importances(pipeline, data.plan.features, data.plan.kinds),
+        "interrupted": False,
+    }
+
+
+def _evaluate_task(request: Request, ctx: EngineContext) -> dict[str, Any]:
+    data = _prepare(request, ctx)
+    estimator, params = make_estimator(request.kind, data.problem, request.params, request.seed)
+    summary = _summary(request, data, estimator, params)
+    n, folds = len(data.y), request.folds
+    if folds > n:
+        raise failure("bad_split", f"cannot make {folds} folds from {n} rows")
+    stratified = _stratify_ok(data, folds)
+    if data.problem == "classification" and not stratified:
+        ctx.problem(
+            "warning",
+            "not_stratified",
+            f"a class has fewer than {folds} rows: the folds are not stratified",
+        )
+    splitter = (StratifiedKFold if stratified else KFold)(
+        n_splits=folds, shuffle=True, random_state=request.seed
+    )
+    summary.update(
+        n_train=n,
+        n_test=n,
+        validation={"folds": folds, "seed": request.seed, "stratified": stratified},
+    )
+
+    predicted_all = np.empty(n, dtype=object)
+    probability = np.full(n, np.nan)
+    fold_of = np.zeros(n, dtype=int)
+    fold_results: list[dict[str, Any]] = []
+    notes: list[str] = []
+    seconds = 0.0
+    binary = False
+    seen_warnings: set[str] = set()
+    for k, (train_idx, test_idx) in enumerate(splitter.split(data.x, data.y), start=1):
+        if ctx.interrupted:
+            return {**summary, "folds": fold_results, "interrupted": True}
+        pipeline, outcome = fit_pipeline(
+            clone(estimator),
+            data.plan.features,
+            data.plan.kinds,
+            data.x[train_idx],
+            data.y[train_idx],
+            ctx,
+            {"fold": k},
+            seen_warnings,
+        )
+        seconds += outcome.seconds
+        if outcome.interrupted:
+            summary["training_time_s"] = round(seconds, 3)
+            if outcome.n_estimators is not None:
+                summary["n_estimators_fitted"] = outcome.n_estimators
+            return {**summary, "folds": fold_results, "interrupted": True}
+        predicted, proba = _predict_rows(pipeline, data.x[test_idx], data.problem)
+        model_classes = np.asarray(getattr(pipeline.named_steps["model"], "classes_", []))
+        metrics, fold_notes = _metrics(data, data.y[test_idx], predicted, proba, model_classes)
+        notes += fold_notes
+        predicted_all[test_idx] = predicted
+        fold_of[test_idx] = k
+        binary = _binary(data.classes, model_classes)
+        if binary and proba is not None:
+            probability[test_idx] = proba[:, 1]
+        fold_result: dict[str, Any] = {
+            "fold": k,
+            "n_train": len(train_idx),
+            "n_test": len(test_idx),
+            "metrics": metrics,
+        }
+        fold_results.append(fold_result)
+        ctx.emit("fold", of=folds, **fold_result)
+    _report_notes(ctx, notes)
+
+    # The saved model is refitted on every row; its held-out quality is what the folds measured.
+    final, outcome = fit_pipeline(
+        clone(estimator),
+        data.plan.features,
+        data.plan.kinds,
+        data.x,
+        data.y,
+        ctx,
+        {"phase": "final"},
+        seen_warnings,
+    )
+    seconds += outcome.seconds
+    summary["training_time_s"] = round(seconds, 3)
+    if outcome.n_estimators is not None:
+        summary["n_estimators_fitted"] = outcome.n_estimators
+    if outcome.interrupted:
+        return {**summary, "folds": fold_results, "interrupted": True}
+
+    binary = binary and _binary(data.classes, np.asarray(final.named_steps["model"].classes_))
+    columns = ["row", "fold", "actual", "predicted", *(["probability"] if binary else [])]
+    records = (
+        [
+            data.rows[i],
+            fold_of[i],
+            data.y[i],
+            predicted_all[i],
+            *([probability[i]] if binary else []),
+        ]
+        for i in range(n)
+    )
+    ctx.write_artifact("predictions.csv", _csv_bytes(columns, records), "text/csv")
+    ctx.write_artifact(
+        "model.skops",
+        dump_model(_model_bundle(request, data, final, ctx)),
+        "application/octet-stream",
+    )
+    mean, std = _fold_statistics(fold_results)
+    if binary:
+        summary["positive_class"] = _plain(final.named_steps["model"].classes_[1])
+    return {
+        **summary,
+        "folds": fold_results,
+        "metrics": mean,
+        "metrics_std": std,
+        "feature_importances": feature_importances(final, data.plan.features, data.plan.kinds),
+        "interrupted": False,
+    }
+
+
+def _fold_statistics(
+    fold_results: list[dict[str, Any]],
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Mean and (population) standard deviation of each metric over the folds that have it."""
+    mean: dict[str, float | None] = {}
+    std: dict[str, float | None] = {}
+    for name in fold_results[0]["metrics"]:
+        values = [f["metrics"][name] for f in fold_results if f["metrics"][name] is not None]
+        mean[name] = finite(np.mean(values)) if values else None
+        std[name] = finite(np.std(values)) if values else None
+    return mean, std
+
+
+# ---------------------------------------------------------------------------------------------
+# predict
+
+
+def _predict_task(request: Request, ctx: EngineContext) -> dict[str, Any]:
+    job_id = request.model_from_job
+    assert job_id is not None
+    try:
+        raw = ctx.read_artifact(job_id, "model.skops")
+    except EngineFailure:
+        raise
+    except Exception as exc:  # the store's context has its own not-found errors
+        raise failure(
+            "model_not_found", f"job {job_id!r} has no readable model.skops: {exc}"
+        ) from exc
+    bundle = load_model(raw)
+    features: list[str] = list(bundle["features"])
+    kinds = dict(bundle["kinds"])
+    problem: Problem = bundle["problem"]
+    pipeline: Pipeline = bundle["pipeline"]
+
+    table = load_table(request.data, ctx)
+    ctx.emit("data", rows=table.num_rows, columns=table.num_columns)
+    if table.num_rows == 0:
+        raise failure("empty_table", "the data has no rows")
+    missing = [name for name in features if name not in table.column_names]
+    if missing:
+        raise failure(
+            "missing_columns",
+            f"the data lacks column(s) the model of job {job_id!r} was trained on:"
+            f" {', '.join(missing)}",
+        )
+    x = feature_matrix(table, features, kinds)
+    result: dict[str, Any] = {
+        "task": "predict",
+        "model_from_job": job_id,
+        "problem": problem,
+        "target": bundle["target"],
+        "model_kind": bundle["model_kind"],
+        "estimator": bundle["estimator"],
+        "feature_columns": features,
+        "n_rows": table.num_rows,
+    }
+
+    predicted_parts: list[npt.NDArray[Any]] = []
+    proba_parts: list[npt.NDArray[Any]] = []
+    try:
+        for start in range(0, table.num_rows, _PREDICT_CHUNK):
+            if ctx.interrupted:
+                return {**result, "interrupted": True}
+            predicted, proba = _predict_rows(pipeline, x[start : start + _PREDICT_CHUNK], problem)
+            predicted_parts.append(predicted)
+            if proba is not None:
+                proba_parts.append(proba)
+    except (ValueError, TypeError) as exc:
+        raise failure("predict_failed", f"prediction failed: {exc}") from exc
+    predicted = np.concatenate(predicted_parts)
+    model_classes = np.asarray(getattr(pipeline.named_steps["model"], "classes_", []))
+    binary = _binary(bundle["classes"], model_classes)
+    probability = np.concatenate(proba_parts)[:, 1] if binary else None
+
+    target = request.target or bundle["target"]
+    actual: dict[int, Any] = {}
+    if target in table.column_names:
+        labelled, rows = drop_missing_target(table, target)
+        try:
+            y = target_values(labelled.column(target), problem, target)
+            actual = dict(zip(rows.tolist(), y, strict=True))
+            n_classes = len(bundle["classes"])
+            if problem == "classification":
+                metrics, notes = classification_metrics(
+                    y,
+                    predicted[rows],
+                    np.concatenate(proba_parts)[rows],
+                    model_classes,
+                    n_classes,
+                )
+            else:
+                metrics, notes = regression_metrics(y, predicted[rows].astype(float))
+            _report_notes(ctx, notes)
+            result.update(metrics=metrics, n_labelled=len(rows))
+        except (ValueError, TypeError) as exc:
+            ctx.problem("warning", "metric_undefined", f"no metrics against {target!r}: {exc}")
+
+    columns = ["row", *(["actual"] if actual else []), "predicted"]
+    columns += ["probability"] if probability is not None else []
+    records = (
+        [
+            i,
+            *([actual.get(i)] if actual else []),
+            predicted[i],
+            *([probability[i]] if probability is not None else []),
+        ]
+        for i in range(table.num_rows)
+    )
+    ctx.write_artifact("predictions.csv", _csv_bytes(columns, records), "text/csv")
+    if problem == "classification":
+        labels, counts = np.unique(predicted, return_counts=True)
+        result["predicted_counts"] = {
+            str(_plain(label)): int(count) for label, count in zip(labels, counts, strict=True)
+        }
+        if binary:
+            result["positive_class"] = _plain(model_classes[1])
+    else:
+        values = predicted.astype(float)
+        result["predicted_summary"] = {
+            "mean": finite(values.mean()),
+            "min": finite(values.min()),
+            "max": finite(values.max()),
+        }
+    return {**result, "interrupted": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (JSON and CSV friendly)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _csv_bytes(columns: list[str], records: Iterable[Sequence[Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow(_csv_cell(value) for value in record)
+    return out.getvalue().encode()
+
+
+def _csv_cell(value: Any) -> Any:
+    value = _plain(value)
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    return value
+
+
+__all__ = ["PredictiveEngine", "Request", "parse_request"]

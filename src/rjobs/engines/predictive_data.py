@@ -47,7 +47,9 @@ _SUFFIX_FORMATS = {
     ".jsonl": "json",
     ".ndjson": "json",
 }
-_ID_NAME = re.compile(r"^(id|uuid|guid|key|index|row_?(id|num|number))$|(^|[_\s.-])(id|uuid)$", re.I)
+_ID_NAME = re.compile(
+    r"^(id|uuid|guid|key|index|row_?(id|num|number))$|(^|[_\s.-])(id|uuid)$", re.I
+)
 _CAMEL_ID = re.compile(r"[a-z0-9]I[Dd]$")
 
 
@@ -63,7 +65,9 @@ def failure(code: str, message: str) -> EngineFailure:
 def load_table(spec: object, ctx: EngineContext) -> pa.Table:
     """Read the payload's ``data`` into an Arrow table (see the engine docstring for the forms)."""
     if not isinstance(spec, dict):
-        raise failure("invalid_payload", "data must be an object with one of rows, text, path, logic")
+        raise failure(
+            "invalid_payload", "data must be an object with one of rows, text, path, logic"
+        )
     unknown = set(spec) - {*DATA_SOURCES, "format"}
     if unknown:
         raise failure(
@@ -223,7 +227,9 @@ def plan_columns(table: pa.Table, target: str) -> ColumnPlan:
     return plan
 
 
-def _drop(plan: ColumnPlan, name: str, why: str, severity: Literal["info", "warning"] = "info") -> None:
+def _drop(
+    plan: ColumnPlan, name: str, why: str, severity: Literal["info", "warning"] = "info"
+) -> None:
     plan.dropped[name] = why
     plan.notes.append(ProblemInfo(severity, "column_dropped", f"column {name!r} dropped: {why}"))
 
@@ -291,7 +297,9 @@ def _note_column(plan: ColumnPlan, name: str, column: Any, kind: Kind, distinct:
         )
 
 
-def feature_matrix(table: pa.Table, features: list[str], kinds: dict[str, Kind]) -> npt.NDArray[Any]:
+def feature_matrix(
+    table: pa.Table, features: list[str], kinds: dict[str, Kind]
+) -> npt.NDArray[Any]:
     """The model input for ``features`` of ``table``, in that column order."""
     has_categorical = any(kinds[name] == "categorical" for name in features)
     matrix = np.empty((table.num_rows, len(features)), dtype=object if has_categorical else float)
@@ -318,9 +326,7 @@ def _column_values(column: Any, kind: Kind, name: str) -> npt.NDArray[Any]:
         result: npt.NDArray[Any] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
         return result
     except pa.ArrowException as exc:
-        raise failure(
-            "data_error", f"column {name!r} cannot be read as {kind}: {exc}"
-        ) from exc
+        raise failure("data_error", f"column {name!r} cannot be read as {kind}: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +382,8 @@ def target_values(column: Any, problem: Problem, name: str) -> npt.NDArray[Any]:
     if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
         return np.array(column.to_pylist(), dtype=object)
     if pa.types.is_decimal(data_type):
-        return column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+        column = column.cast(pa.float64())
     if numeric:
-        return column.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+        labels: npt.NDArray[Any] = column.to_numpy(zero_copy_only=False)
+        return labels
     raise failure("target_unsupported", f"target {name!r} has unsupported type {data_type}")

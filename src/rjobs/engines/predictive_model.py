@@ -1,4 +1,4 @@
-"""Estimators, preprocessing, interruptible training, metrics and model files for Predictive jobs."""
+"""Estimators, preprocessing, interruptible training, metrics and model files (Predictive)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from rjobs.engines.base import EngineContext, EngineFailure, ProblemInfo
+from rjobs.engines.base import EngineContext
 from rjobs.engines.predictive_data import (
     MAX_CATEGORIES,
     MISSING_CATEGORY,
@@ -131,7 +131,9 @@ def needs_scaling(estimator: Any) -> bool:
     return isinstance(estimator, LogisticRegression | LinearRegression | Ridge)
 
 
-def make_preprocessor(features: list[str], kinds: dict[str, Kind], scale: bool) -> ColumnTransformer:
+def make_preprocessor(
+    features: list[str], kinds: dict[str, Kind], scale: bool
+) -> ColumnTransformer:
     """Impute (and scale) numeric columns as one block; impute and one-hot each categorical column.
 
     Each categorical column is its own transformer so that the output columns map back to it
@@ -184,12 +186,15 @@ class FitOutcome:
 
 
 @contextmanager
-def reporting_warnings(ctx: EngineContext, limit: int = 5) -> Iterator[None]:
-    """Turn warnings raised while fitting (convergence, ...) into warning problems, once each."""
+def reporting_warnings(ctx: EngineContext, seen: set[str], limit: int = 5) -> Iterator[None]:
+    """Turn warnings raised while fitting (convergence, ...) into warning problems.
+
+    ``seen`` holds the messages already reported by earlier fits of the job (the folds of
+    evaluate), so each is reported once and at most ``limit`` in all.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
-    seen: set[str] = set()
     for item in caught:
         message = str(item.message)
         if message in seen or len(seen) >= limit:
@@ -207,16 +212,18 @@ def fit_pipeline(
     y: npt.NDArray[Any],
     ctx: EngineContext,
     extra: dict[str, Any],
+    seen_warnings: set[str] | None = None,
 ) -> tuple[Pipeline, FitOutcome]:
     """Fit preprocessing and ``estimator`` on ``x, y``, with progress events and cancel.
 
     ``extra`` fields (the fold, in ``evaluate``) are added to every progress event. On interrupt
-    the returned outcome says so and the pipeline holds whatever was fitted.
+    the returned outcome says so and the pipeline holds whatever was fitted. Warnings become
+    problems, once per message in ``seen_warnings``.
     """
     start = time.perf_counter()
     preprocessor = make_preprocessor(features, kinds, needs_scaling(estimator))
     try:
-        with reporting_warnings(ctx):
+        with reporting_warnings(ctx, set() if seen_warnings is None else seen_warnings):
             xt = preprocessor.fit_transform(x)
             if isinstance(estimator, _BOOSTING):
                 interrupted = _fit_boosting(estimator, xt, y, ctx, extra)
@@ -236,7 +243,11 @@ def fit_pipeline(
 
 
 def _fit_boosting(
-    estimator: Any, x: npt.NDArray[Any], y: npt.NDArray[Any], ctx: EngineContext, extra: dict[str, Any]
+    estimator: Any,
+    x: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    ctx: EngineContext,
+    extra: dict[str, Any],
 ) -> bool:
     total = estimator.n_estimators  # validated by fit before the first monitor call
     start = time.perf_counter()
@@ -269,7 +280,11 @@ def _fit_boosting(
 
 
 def _fit_forest(
-    estimator: Any, x: npt.NDArray[Any], y: npt.NDArray[Any], ctx: EngineContext, extra: dict[str, Any]
+    estimator: Any,
+    x: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    ctx: EngineContext,
+    extra: dict[str, Any],
 ) -> tuple[bool, int]:
     """Grow the forest in warm-start batches sized to take about ``_FOREST_BATCH_S`` each.
 
@@ -365,7 +380,9 @@ def regression_metrics(
     return metrics, notes
 
 
-def feature_importances(pipeline: Pipeline, features: list[str], kinds: dict[str, Kind]) -> dict[str, float]:
+def feature_importances(
+    pipeline: Pipeline, features: list[str], kinds: dict[str, Kind]
+) -> dict[str, float]:
     """Importance per original column, summed over its encoded columns, normalised to sum 1.
 
     Trees use their impurity importances; linear models the absolute coefficients (mean over

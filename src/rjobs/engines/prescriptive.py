@@ -34,6 +34,8 @@ JSON model::
       ]
     }
 
+Bounds that contradict each other (``lb > ub``) make an infeasible model, not a bad payload.
+
 Result: ``status`` (``optimal``, ``infeasible``, ``unbounded``, ``unbounded_or_infeasible``,
 ``time_limit``, ``interrupted``, ``iteration_limit``, ...), ``status_detail`` (HiGHS' wording),
 ``objective`` (of the best solution, ``None`` without one), ``bound`` (dual bound; an optimal LP's
@@ -64,7 +66,9 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeGuard
@@ -110,6 +114,10 @@ _STATUS_NAMES: dict[str, str] = {
     "kMemoryLimit": "memory_limit",
     "kHighsInterrupt": "interrupted",
 }
+# Statuses that mean HiGHS failed rather than finished: the job fails.
+_FAILED_STATUSES = frozenset(
+    {"not_set", "load_error", "model_error", "presolve_error", "solve_error", "postsolve_error"}
+)
 # Statuses whose "solution" is not a usable point (HiGHS may still report a feasible ray start).
 _NO_OBJECTIVE = frozenset({"infeasible", "unbounded", "unbounded_or_infeasible"})
 
@@ -314,6 +322,7 @@ def _json_model_to_lp(model: object) -> highspy.HighsLp:
         integrality.append(kind)
 
     row_names: list[str] = []
+    seen_rows: set[str] = set()
     row_lower: list[float] = []
     row_upper: list[float] = []
     starts = [0]
@@ -321,8 +330,9 @@ def _json_model_to_lp(model: object) -> highspy.HighsLp:
     coefs: list[float] = []
     for r, con in enumerate(constraints):
         name, terms, lb, ub = _json_constraint(r, con, index)
-        if name in row_names:
+        if name in seen_rows:
             _invalid(f"constraints[{r}]: the name {name!r} is used twice")
+        seen_rows.add(name)
         row_names.append(name)
         row_lower.append(lb)
         row_upper.append(ub)
@@ -395,8 +405,6 @@ def _json_variable(i: int, var: object) -> tuple[str, float, float, float, bool]
     ub = _bound(where, "ub", var.get("ub", _MISSING), 1.0 if binary else math.inf)
     if binary and (lb < 0 or ub > 1):
         _invalid(f"{where}: a binary variable's bounds must lie within [0, 1]")
-    if lb > ub:
-        _invalid(f"{where}: lb {lb} is greater than ub {ub}")
     return name, lb, ub, float(obj), kind != "continuous"
 
 
@@ -438,8 +446,6 @@ def _json_constraint(
         _invalid(f"{where}: give lb, ub or both (lb == ub for an equality)")
     lb = _bound(where, "lb", con.get("lb", _MISSING), -math.inf)
     ub = _bound(where, "ub", con.get("ub", _MISSING), math.inf)
-    if lb > ub:
-        _invalid(f"{where}: lb {lb} is greater than ub {ub}")
     return name, terms, lb, ub
 
 
@@ -510,7 +516,8 @@ class _MpsScanner:
                     error = None
             if error is not None:
                 return self._error(number, f"{section} section: {error}")
-        return self._error(len(lines), "the file ends without ENDATA")
+        last = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=1)
+        return self._error(last, "the file ends without ENDATA")
 
     @staticmethod
     def _error(line: int, message: str) -> ProblemInfo:
@@ -668,8 +675,9 @@ class _Monitor:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.started = time.monotonic()
-        self.messages: list[str] = []
+        self.errors: deque[str] = deque(maxlen=3)  # the last ERROR messages, to explain a failure
         self.solutions = 0
+        self._captured: list[str] | None = None
         self._partial = ""
         self._last_bound = 0.0
         self._lock = threading.Lock()  # HiGHS may call back from its worker threads
@@ -699,13 +707,26 @@ class _Monitor:
         message = str(event.message)
         level = _LOG_LEVELS.get(event.data_out.log_type, "info")
         with self._lock:
-            self.messages.append(message)
+            if self._captured is not None:
+                self._captured.append(message)
+            if message.lstrip().startswith("ERROR"):
+                self.errors.append(message.strip())
             # HiGHS sometimes writes a line in pieces: emit only completed lines
             text = self._partial + message
             *complete, self._partial = text.split("\n")
         for line in complete:
             if line.strip():
                 self.ctx.emit("log", stream="log", line=line.rstrip(), level=level)
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        """Collect the log messages written inside the block (a reader's or option's errors)."""
+        captured: list[str] = []
+        self._captured = captured
+        try:
+            yield captured
+        finally:
+            self._captured = None
 
     def flush_log(self) -> None:
         with self._lock:
@@ -764,9 +785,10 @@ def _apply_options(
                 "time_limit_s)",
             )
         converted = _option_value(shown, kind, value)
-        before = len(monitor.messages)
-        if highs.setOptionValue(name, converted) != highspy.HighsStatus.kOk:
-            said = " ".join(m.strip() for m in monitor.messages[before:]) or "out of range"
+        with monitor.capture() as said_lines:
+            status = highs.setOptionValue(name, converted)
+        if status != highspy.HighsStatus.kOk:
+            said = " ".join(m.strip() for m in said_lines) or "out of range"
             _fail("invalid_option", f"option {shown!r} = {value!r} was refused by HiGHS: {said}")
 
 
@@ -808,9 +830,8 @@ def _load_model(highs: highspy.Highs, request: _Request, monitor: _Monitor) -> N
         # highspy reads only files, and picks the reader from the file name's suffix
         path = Path(tmp) / f"model.{request.format}"
         path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
-        before = len(monitor.messages)
-        status = highs.readModel(str(path))
-        said = monitor.messages[before:]
+        with monitor.capture() as said:
+            status = highs.readModel(str(path))
     if status == highspy.HighsStatus.kError:
         problem = _reader_problem(said, lines, request.format, str(path))
         raise EngineFailure(problem.message, [problem])
@@ -855,15 +876,18 @@ def _solve(highs: highspy.Highs, ctx: EngineContext, options: Mapping[str, objec
             highs.run()
 
 
+def _is_mip(highs: highspy.Highs) -> bool:
+    integrality = highs.getLp().integrality_
+    return any(t != highspy.HighsVarType.kContinuous for t in integrality)
+
+
 def _collect_result(
-    highs: highspy.Highs, monitor: _Monitor, solve_time_s: float
+    highs: highspy.Highs, monitor: _Monitor, is_mip: bool, solve_time_s: float
 ) -> tuple[dict[str, Any], dict[str, float | None]]:
     """The result (without values) and every variable's value."""
     model_status = highs.getModelStatus()
     status = _STATUS_NAMES.get(model_status.name, "unknown")
     info = highs.getInfo()
-    lp = highs.getLp()
-    is_mip = any(t != highspy.HighsVarType.kContinuous for t in lp.integrality_)
     solution = highs.getSolution()
     feasible = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
     has_solution = bool(solution.value_valid) and feasible and status not in _NO_OBJECTIVE
@@ -877,7 +901,7 @@ def _collect_result(
         bound, gap = None, None
     values: dict[str, float | None] = {}
     if has_solution:
-        names = list(lp.col_names_)
+        names = list(highs.getLp().col_names_)
         if len(names) != highs.getNumCol():
             names = [f"x{i + 1}" for i in range(highs.getNumCol())]
         values = {name: _finite(v) for name, v in zip(names, solution.col_value, strict=True)}
@@ -937,7 +961,7 @@ class PrescriptiveEngine:
     def _solve(
         highs: highspy.Highs, request: _Request, ctx: EngineContext, monitor: _Monitor
     ) -> tuple[dict[str, Any], dict[str, float | None]]:
-        is_mip = any(t != highspy.HighsVarType.kContinuous for t in highs.getLp().integrality_)
+        is_mip = _is_mip(highs)
         ctx.emit(
             "started",
             format=request.format,
@@ -952,12 +976,11 @@ class PrescriptiveEngine:
         else:
             _solve(highs, ctx, request.options)
         solve_time_s = time.monotonic() - started
-        result, values = _collect_result(highs, monitor, solve_time_s)
+        result, values = _collect_result(highs, monitor, is_mip, solve_time_s)
         if ctx.interrupted and result["status"] == "not_set":
             result["status"] = "interrupted"
-        if result["status"] in ("not_set", "load_error", "model_error", "solve_error"):
-            said = [m.strip() for m in monitor.messages if m.lstrip().startswith("ERROR")]
-            reason = "; ".join(said[-3:]) or result["status_detail"]
+        if result["status"] in _FAILED_STATUSES:
+            reason = "; ".join(monitor.errors) or result["status_detail"]
             _fail("solve_error", f"HiGHS could not solve the model: {reason}")
         ctx.emit(
             "finished",

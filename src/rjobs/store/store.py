@@ -129,9 +129,6 @@ class Store:
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url)
             self.dialect = "sqlite"
-            database = self.engine.url.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
         elif url.startswith("postgres"):
             self.engine = _postgres_engine(url)
             self.dialect = "postgresql"
@@ -169,6 +166,9 @@ class Store:
         with self._upgrade_lock:
             if self._upgraded:
                 return
+            database = self.engine.url.database
+            if self.dialect == "sqlite" and database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
             if self.current_revision() != _HEAD:
                 self._run_migrations()
             self._upgraded = True
