@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,33 +10,8 @@ import pytest
 
 import rjobs
 from rjobs.store.store import Store
-from rjobs.worker.supervisor import read_pid
 from rjobs.worker.worker import Worker, WorkerSettings
-
-DATA = Path(__file__).parent / "data"
-INSTANCES = DATA / "instances"
-TPCH = DATA / "tpch-sf0.01"
-REPO = Path(__file__).parents[1]
-
-
-def _kill_supervisor(data_dir: Path) -> None:
-    pid = read_pid(data_dir)
-    if pid is None:
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+from support import INSTANCES, TPCH, kill_supervisor
 
 
 @pytest.fixture
@@ -52,7 +24,7 @@ def embedded_config(tmp_path: Path) -> Iterator[rjobs.Config]:
         idle_timeout_s=20,
     )
     yield config
-    _kill_supervisor(config.data_dir)
+    kill_supervisor(config.data_dir)
 
 
 @pytest.fixture

@@ -231,5 +231,5 @@ def test_missing_reasoner_is_created_on_first_use(client: rjobs.ClientSync) -> N
 def test_read_artifact_errors_name_what_exists(client: rjobs.ClientSync) -> None:
     op = client.jobs.create(T, "default", probe())
     op.wait(timeout_s=60)
-    with pytest.raises(rjobs.JobNotFoundError, match="has no artifact 'nope.txt'"):
+    with pytest.raises(rjobs.JobNotFoundError, match=r"has no artifact 'nope\.txt'"):
         client.jobs.read_artifact(T, op.id, "nope.txt")

@@ -84,16 +84,28 @@ def load_table(spec: object, ctx: EngineContext) -> pa.Table:
     source = sources[0]
     try:
         if source == "rows":
-            return _from_rows(spec["rows"])
-        if source == "logic":
-            return _from_logic(spec["logic"], ctx)
-        if source == "text":
-            return _from_text(spec["text"], fmt or "csv")
-        path = resolve_data_path(spec["path"], ctx.data_roots, what="data.path")
-        return _from_path(path, fmt)
+            table = _from_rows(spec["rows"])
+        elif source == "logic":
+            table = _from_logic(spec["logic"], ctx)
+        elif source == "text":
+            table = _from_text(spec["text"], fmt or "csv")
+        else:
+            path = resolve_data_path(spec["path"], ctx.data_roots, what="data.path")
+            table = _from_path(path, fmt)
+        return _decode_dictionaries(table)
     except (pa.ArrowException, ValueError, UnicodeDecodeError, OSError) as exc:
         # ArrowInvalid and JSONDecodeError are ValueErrors: the data itself does not parse.
         raise failure("data_error", f"cannot read the data: {exc}") from exc
+
+
+def _decode_dictionaries(table: pa.Table) -> pa.Table:
+    """Decode dictionary-encoded columns (Parquet categoricals): compute kernels need plain ones."""
+    for i, column_field in enumerate(table.schema):
+        if pa.types.is_dictionary(column_field.type):
+            chunks = [chunk.dictionary_decode() for chunk in table.column(i).chunks]
+            decoded = pa.chunked_array(chunks, type=column_field.type.value_type)
+            table = table.set_column(i, column_field.name, decoded)
+    return table
 
 
 def _from_rows(rows: object) -> pa.Table:
@@ -183,8 +195,6 @@ class ColumnPlan:
 
 def column_kind(data_type: Any) -> Kind | None:
     """How a column of this Arrow type is used; ``None`` when it cannot be used."""
-    if pa.types.is_dictionary(data_type):
-        return "categorical"
     if (
         pa.types.is_boolean(data_type)
         or pa.types.is_integer(data_type)
@@ -309,10 +319,6 @@ def feature_matrix(
 
 
 def _column_values(column: Any, kind: Kind, name: str) -> npt.NDArray[Any]:
-    if pa.types.is_dictionary(column.type):
-        column = pa.chunked_array(
-            [chunk.dictionary_decode() for chunk in column.chunks], type=column.type.value_type
-        )
     try:
         if kind == "categorical":
             values = column.cast(pa.string()).to_pylist()
@@ -367,9 +373,6 @@ def infer_problem(column: Any) -> tuple[Problem, str]:
 def target_values(column: Any, problem: Problem, name: str) -> npt.NDArray[Any]:
     """The target as a numpy array: float for regression, native labels for classification."""
     data_type = column.type
-    if pa.types.is_dictionary(data_type):
-        column = column.cast(data_type.value_type)
-        data_type = column.type
     numeric = column_kind(data_type) == "numeric"
     if problem == "regression":
         if not numeric:

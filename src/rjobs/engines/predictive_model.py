@@ -96,6 +96,7 @@ def make_estimator(
             f"model kind {kind!r} does not fit a {problem} problem; use one of {fitting}",
         )
     valid = _param_names(cls)
+    ridge_only: set[str] = set()
     if kind == "linear":
         # linear is ordinary least squares unless a Ridge-only parameter (alpha...) asks for Ridge.
         ridge_only = _param_names(Ridge) - valid
@@ -108,6 +109,14 @@ def make_estimator(
             "unknown_param",
             f"unknown model parameter(s) {unknown} for {kind} ({cls.__name__}); valid parameters:"
             f" {', '.join(sorted(valid))}",
+        )
+    clashing = sorted(set(params) - _param_names(cls))
+    if clashing:  # linear: a LinearRegression-only parameter given along with a Ridge one
+        raise failure(
+            "unknown_param",
+            f"model parameter(s) {clashing} do not apply to Ridge, which"
+            f" {sorted(set(params) & ridge_only)} select; Ridge takes:"
+            f" {', '.join(sorted(_param_names(Ridge)))}",
         )
     effective = dict(params)
     own = _param_names(cls)
