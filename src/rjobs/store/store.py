@@ -763,6 +763,47 @@ class Store:
                 )
             }
 
+    # -- users and tokens -----------------------------------------------------------------------
+
+    def create_token(self, user: str, *, admin: bool = False) -> str:
+        """Create (or promote) a user and return a new API token; only its hash is stored."""
+        import hashlib
+        import secrets
+
+        token = "rjt_" + secrets.token_urlsafe(32)
+        role = "admin" if admin else "user"
+        now = self.now()
+        with self._write() as conn:
+            existing = conn.execute(
+                sa.select(t.users.c.role).where(t.users.c.name == user)
+            ).scalar()
+            if existing is None:
+                conn.execute(t.users.insert().values(name=user, role=role, created_on=now))
+            elif admin and existing != "admin":
+                conn.execute(t.users.update().where(t.users.c.name == user).values(role=role))
+            conn.execute(
+                t.api_tokens.insert().values(
+                    token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                    user_name=user,
+                    created_on=now,
+                )
+            )
+        return token
+
+    def authenticate(self, token: str) -> tuple[str, str] | None:
+        """The (user, role) a token belongs to, or None."""
+        import hashlib
+
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        query = (
+            sa.select(t.users.c.name, t.users.c.role)
+            .select_from(t.api_tokens.join(t.users, t.api_tokens.c.user_name == t.users.c.name))
+            .where(t.api_tokens.c.token_hash == digest)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (str(row.name), str(row.role))
+
     # -- maintenance ----------------------------------------------------------------------------
 
     def gc(self, older_than: timedelta) -> int:
