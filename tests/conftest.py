@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import rjobs
@@ -49,17 +54,72 @@ class WorkerThread:
         self.thread.join(timeout=30)
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+PG_ADMIN_URL = os.environ.get("RJOBS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reachable() -> bool:
+    try:
+        psycopg.connect(PG_ADMIN_URL, connect_timeout=3).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The PostgreSQL server, started if it is down; under CI=true a missing server fails."""
+    if not _pg_reachable():
+        start_postgres()
+    if not _pg_reachable():
+        message = f"PostgreSQL is unreachable at {PG_ADMIN_URL}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return PG_ADMIN_URL
+
+
+def start_postgres() -> None:
+    versions = sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
+    for version in versions:
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version.name, "main", "start"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+    for _ in range(50):
+        if _pg_reachable():
+            return
+        time.sleep(0.2)
 
 
 @pytest.fixture
-def sql_config(tmp_path: Path, sqlite_url: str) -> rjobs.Config:
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = f"rjobs_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base = pg_server.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def sql_config(tmp_path: Path, store_url: str) -> rjobs.Config:
     return rjobs.Config(
         backend="sql",
         data_dir=tmp_path / "data",
-        database_url=sqlite_url,
+        database_url=store_url,
         data_roots=(INSTANCES.resolve(),),
     )
 

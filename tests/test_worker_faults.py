@@ -76,13 +76,13 @@ def test_reaper_aborts_jobs_of_a_lost_worker(
 
 
 def test_sigterm_lets_short_jobs_finish_and_aborts_the_rest(
-    tmp_path: Path, sql_client: rjobs.ClientSync, sqlite_url: str, store: Store
+    tmp_path: Path, sql_client: rjobs.ClientSync, store_url: str, store: Store
 ) -> None:
     sql_client.reasoners.create(T, "term", size=2)
     env = dict(os.environ, RJOBS_DATA_DIR=str(tmp_path / "data"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "rjobs.cli", "worker", "--reasoner", f"{T}/term", "--slots", "2",
-         "--store", sqlite_url, "--shutdown-grace-s", "1.5"],
+         "--store", store_url, "--shutdown-grace-s", "1.5"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -216,7 +216,6 @@ class SqlJobsGateway:
                     "model": payload.get("dbname") if is_logic else None,
                     "read_only": bool(payload.get("readonly", True)) if is_logic else None,
                     "abort_detached": request.abort_detached,
-                    "last_polled_at": store.now() if request.abort_detached else None,
                     "idempotency_key": request.idempotency_key,
                 }
             )

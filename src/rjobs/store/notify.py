@@ -73,6 +73,12 @@ class _Hub:
                 self.counters[channel] += 1
                 self.cond.notify_all()
 
+    def bump_all(self) -> None:
+        with self.cond:
+            for channel in self.counters:
+                self.counters[channel] += 1
+            self.cond.notify_all()
+
 
 class HubSubscription:
     def __init__(self, hub: _Hub, channels: Iterable[str]) -> None:

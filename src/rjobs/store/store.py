@@ -111,7 +111,15 @@ def _sqlite_engine(url: str) -> Engine:
 def _postgres_engine(url: str) -> Engine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        pool_size=10,
+        max_overflow=40,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # a runaway statement must not hold locks forever; no rjobs statement needs long
+        connect_args={"options": "-c statement_timeout=30000", "connect_timeout": 10},
+    )
 
 
 class Store:
@@ -134,7 +142,14 @@ class Store:
             self.dialect = "postgresql"
         else:
             raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
-        self.notifier: Notifier = notifier or LocalNotifier(url)
+        if notifier is None:
+            if self.dialect == "postgresql":
+                from rjobs.store.pg_notify import PgNotifier
+
+                notifier = PgNotifier(self.engine)
+            else:
+                notifier = LocalNotifier(url)
+        self.notifier: Notifier = notifier
         self._upgraded = False
         self._upgrade_lock = threading.Lock()
 
@@ -159,7 +174,18 @@ class Store:
             yield conn
 
     def now(self) -> datetime:
-        return utcnow()
+        """The store's clock: every deadline and duration is measured on this one clock."""
+        if self.dialect == "sqlite":
+            return utcnow()
+        with self.engine.connect() as conn:
+            return self._now(conn)
+
+    def _now(self, conn: Connection) -> datetime:
+        if self.dialect == "sqlite":
+            return utcnow()
+        value = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (cheap when it already is)."""
@@ -318,10 +344,12 @@ class Store:
         row.setdefault("abort_detached", False)
         row.setdefault("progress_seq", 0)
         row.setdefault("log_seq", 0)
-        row["created_on"] = self.now()
         key = row.get("idempotency_key")
         try:
             with self._write() as conn:
+                row["created_on"] = self._now(conn)
+                if row.get("abort_detached"):
+                    row["last_polled_at"] = row["created_on"]
                 conn.execute(t.jobs.insert().values(**row))
         except IntegrityError as exc:
             if key is None:
@@ -356,7 +384,7 @@ class Store:
                 conn.execute(
                     t.jobs.update()
                     .where(t.jobs.c.id == job_id, t.jobs.c.abort_detached.is_(True))
-                    .values(last_polled_at=self.now())
+                    .values(last_polled_at=self._now(conn))
                 )
         with self._read() as conn:
             return conn.execute(t.jobs.select().where(t.jobs.c.id == job_id)).mappings().first()
@@ -398,7 +426,7 @@ class Store:
             if state in TERMINAL_STATES:
                 return state
             if state in ("CREATED", "PENDING"):
-                now = self.now()
+                now = self._now(conn)
                 conn.execute(
                     t.jobs.update()
                     .where(t.jobs.c.id == job_id, t.jobs.c.state.in_(("CREATED", "PENDING")))
@@ -466,7 +494,7 @@ class Store:
             conn.execute(
                 t.jobs.update()
                 .where(c.id.in_(ids), c.state == "PENDING")
-                .values(state="RUNNING", started_at=self.now(), worker_id=worker_id)
+                .values(state="RUNNING", started_at=self._now(conn), worker_id=worker_id)
             )
             rows = list(
                 conn.execute(
@@ -494,7 +522,7 @@ class Store:
             row = conn.execute(sa.select(c.started_at).where(c.id == job_id)).first()
             if row is None:
                 return False
-            now = self.now()
+            now = self._now(conn)
             started = row.started_at
             duration = (
                 0 if started is None else max(0, int((now - started) / timedelta(milliseconds=1)))
@@ -675,7 +703,7 @@ class Store:
             done = conn.execute(
                 t.workers.update()
                 .where(t.workers.c.id == worker_id)
-                .values(heartbeat_at=self.now())
+                .values(heartbeat_at=self._now(conn))
             ).rowcount
         return bool(done)
 
@@ -709,9 +737,9 @@ class Store:
 
         Safe to run in every process at once: each abort is a conditional update.
         """
-        cutoff = self.now() - timedelta(seconds=lease_s)
         c = t.jobs.c
         with self._write() as conn:
+            cutoff = self._now(conn) - timedelta(seconds=lease_s)
             lost = [
                 str(r[0])
                 for r in conn.execute(
