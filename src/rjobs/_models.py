@@ -188,9 +188,15 @@ def check_payload(value: object) -> str:
             f"payload must be a dict (a JSON object), got {type(value).__name__}"
         )
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise JobInvalidRequestError(f"payload is not JSON-serialisable: {exc}") from exc
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # lone surrogates have no UTF-8 form: keep them as JSON escapes, which round-trip
+        text = json.dumps(value, allow_nan=False)
+    return text
 
 
 def check_timeout_mins(value: object) -> int | None:

@@ -543,6 +543,8 @@ def worker(
     slots: Annotated[int, typer.Option(help="Jobs run at once per reasoner.")] = 1,
     store: Annotated[str | None, typer.Option(help="Database URL (else the config's).")] = None,
     shutdown_grace_s: Annotated[float, typer.Option(help="SIGTERM grace for running jobs.")] = 30,
+    heartbeat_s: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 2.0,
+    lease_s: Annotated[float, typer.Option(help="A silent worker is lost after this.")] = 10.0,
 ) -> None:
     """Serve reasoners from a shared store until SIGTERM."""
     from rjobs._logging import configure
@@ -558,6 +560,8 @@ def worker(
         keys.append((_run(lambda t=reasoner_type: normalize_reasoner_type(t)), name))
     if slots < 1:
         _fail("--slots must be at least 1")
+    if not 0 < heartbeat_s <= lease_s / 3:
+        _fail("--heartbeat-s must be > 0 and at most a third of --lease-s")
     db = Store(config.store_url, artifact_dir=config.artifact_dir)
     settings = WorkerSettings(
         reasoners=keys,
@@ -565,6 +569,8 @@ def worker(
         data_dir=config.data_dir,
         data_roots=config.data_roots,
         shutdown_grace_s=shutdown_grace_s,
+        heartbeat_s=heartbeat_s,
+        lease_s=lease_s,
     )
     w = Worker(db, settings)
     w.install_signal_handlers()

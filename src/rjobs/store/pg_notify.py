@@ -8,6 +8,7 @@ to their polling ceiling, so a lost notification costs latency, never correctnes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable
@@ -88,10 +89,8 @@ class PgNotifier:
         self._stop.set()
         conn = self._conn
         if conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error, AttributeError):
                 conn.cancel_safe()
-            except (psycopg.Error, AttributeError):
-                pass
         thread = self._thread
         if thread is not None:
             thread.join(timeout=3)
