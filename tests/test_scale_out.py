@@ -127,7 +127,6 @@ def test_three_workers_share_500_jobs_and_one_is_killed(
     for job in final.values():
         if job.state == "ABORTED":
             assert job.abort_reason == "reasoner lost"
-    claims = workers.claims()
     assert len({log for log in workers.logs if CLAIMED.search(log.read_text())}) == 3
 
 
