@@ -25,7 +25,7 @@ def build_gateway(config: Config) -> SqlJobsGateway:
             store,
             Principal(current_user(), admin=True),
             auto_create_reasoners=True,
-            on_created=lambda: ensure_supervisor(config),
+            ensure_workers=lambda: ensure_supervisor(config),
         )
     if config.backend == "sql":
         if not config.database_url:

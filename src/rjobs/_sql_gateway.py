@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,9 +156,12 @@ class SqlJobsGateway:
     """Jobs and reasoners straight from the store, on behalf of one principal.
 
     ``auto_create_reasoners`` is the embedded backend's rule: a job for a missing reasoner
-    creates it. ``on_created`` runs after each create (the embedded backend starts its local
-    supervisor there).
+    creates it. ``ensure_workers`` runs after each create and, at most every few seconds, while
+    a caller waits on an active job: the embedded backend (re)starts its local supervisor there,
+    so a supervisor that crashed is replaced by the next client that needs it.
     """
+
+    ENSURE_EVERY_S = 2.0
 
     def __init__(
         self,
@@ -165,12 +169,13 @@ class SqlJobsGateway:
         principal: Principal,
         *,
         auto_create_reasoners: bool = False,
-        on_created: Callable[[], None] | None = None,
+        ensure_workers: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.principal = principal
         self._auto_create = auto_create_reasoners
-        self._on_created = on_created
+        self._ensure_workers = ensure_workers
+        self._ensured_at = 0.0
 
     def _ready(self) -> Store:
         with _store_errors():
@@ -226,9 +231,16 @@ class SqlJobsGateway:
                 "reasoner": f"{row['reasoner_type']}/{row['reasoner_name']}",
             },
         )
-        if self._on_created is not None:
-            self._on_created()
+        self._ensure(force=True)
         return row_to_job(row, frozenset(), store)
+
+    def _ensure(self, *, force: bool = False) -> None:
+        if self._ensure_workers is None:
+            return
+        now = time.monotonic()
+        if force or now - self._ensured_at >= self.ENSURE_EVERY_S:
+            self._ensured_at = now
+            self._ensure_workers()
 
     def _visible_row(
         self, reasoner_type: str, job_id: str, *, touch: bool = False
@@ -253,6 +265,7 @@ class SqlJobsGateway:
             with store.notifier.subscribe([channel_for_job(job_id)]) as sub:
                 row = self._visible_row(reasoner_type, job_id, touch=True)
                 if row is not None and row["state"] not in TERMINAL_STATES and wait_s > 0:
+                    self._ensure()
                     sub.wait(wait_s)
                     row = self._visible_row(reasoner_type, job_id)
             return None if row is None else row_to_job(row, include, store)
