@@ -60,6 +60,7 @@ def wait_for_job(
     timeout_s: float,
     poll_interval_s: float,
     include: frozenset[str],
+    keepalive: bool = False,
 ) -> Job:
     """Block until the job is terminal; shared by the client's ``wait`` and operation handles.
 
@@ -74,7 +75,11 @@ def wait_for_job(
     while True:
         remaining = deadline - time.monotonic()
         job = gateway.wait_job(
-            reasoner_type, job_id, max(0.0, min(poll_interval_s, remaining)), include
+            reasoner_type,
+            job_id,
+            max(0.0, min(poll_interval_s, remaining)),
+            include,
+            keepalive=keepalive,
         )
         if job is None:
             raise JobNotFoundError(f"{reasoner_type} job {job_id!r} not found")
@@ -216,6 +221,7 @@ class JobsClientSync:
             timeout_s=timeout,
             poll_interval_s=interval,
             include=wanted,
+            keepalive=request.abort_detached,
         )
 
     def _create_request(

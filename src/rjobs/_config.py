@@ -26,6 +26,7 @@ _ENV = {
     "RJOBS_TOKEN": "token",
     "RJOBS_DATA_ROOTS": "data_roots",
     "RJOBS_IDLE_TIMEOUT_S": "idle_timeout_s",
+    "RJOBS_DETACH_GRACE_S": "detach_grace_s",
 }
 
 
@@ -57,6 +58,7 @@ class Config:
     token_env: str | None = None
     data_roots: tuple[Path, ...] = ()
     idle_timeout_s: float = 300.0
+    detach_grace_s: float = 30.0
     request_timeout_s: float = 30.0
     connection_name: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -66,8 +68,9 @@ class Config:
             raise JobInvalidRequestError(
                 f"unknown backend {self.backend!r}; backends are: {', '.join(BACKENDS)}"
             )
-        if self.idle_timeout_s <= 0:
-            raise JobInvalidRequestError("idle_timeout_s must be > 0")
+        for key in ("idle_timeout_s", "detach_grace_s", "request_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise JobInvalidRequestError(f"{key} must be > 0")
 
     @property
     def store_url(self) -> str:
@@ -147,7 +150,7 @@ class Config:
             if isinstance(roots, str):
                 roots = [r for r in roots.split(os.pathsep) if r]
             kwargs["data_roots"] = tuple(Path(str(r)).expanduser().resolve() for r in roots)
-        for key in ("idle_timeout_s", "request_timeout_s"):
+        for key in ("idle_timeout_s", "detach_grace_s", "request_timeout_s"):
             if key in kwargs:
                 try:
                     kwargs[key] = float(kwargs[key])

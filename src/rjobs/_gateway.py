@@ -49,9 +49,19 @@ class JobsGatewaySync(Protocol):
     def get_job(self, reasoner_type: str, job_id: str, include: frozenset[str]) -> Job | None: ...
 
     def wait_job(
-        self, reasoner_type: str, job_id: str, wait_s: float, include: frozenset[str]
+        self,
+        reasoner_type: str,
+        job_id: str,
+        wait_s: float,
+        include: frozenset[str],
+        *,
+        keepalive: bool = False,
     ) -> Job | None:
-        """Return the job once it is terminal, or after ``wait_s`` seconds, whichever is first."""
+        """Return the job once it is terminal, or after ``wait_s`` seconds, whichever is first.
+
+        ``keepalive`` marks the call as a poll of the client that created an abort-detached
+        transaction (``create_ready``): it keeps the transaction from being aborted.
+        """
         ...
 
     def list_jobs(self, request: ListRequest, include: frozenset[str]) -> list[Job]: ...

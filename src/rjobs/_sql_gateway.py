@@ -162,6 +162,9 @@ class SqlJobsGateway:
     """
 
     ENSURE_EVERY_S = 2.0
+    # one wait call blocks at most this long: each call records a client poll, which keeps an
+    # abort-detached transaction alive, so a long poll interval must not look like a vanished client
+    MAX_WAIT_S = 5.0
 
     def __init__(
         self,
@@ -258,15 +261,21 @@ class SqlJobsGateway:
             return None if row is None else row_to_job(row, include, self.store)
 
     def wait_job(
-        self, reasoner_type: str, job_id: str, wait_s: float, include: frozenset[str]
+        self,
+        reasoner_type: str,
+        job_id: str,
+        wait_s: float,
+        include: frozenset[str],
+        *,
+        keepalive: bool = False,
     ) -> Job | None:
         with _store_errors():
             store = self._ready()
             with store.notifier.subscribe([channel_for_job(job_id)]) as sub:
-                row = self._visible_row(reasoner_type, job_id, touch=True)
+                row = self._visible_row(reasoner_type, job_id, touch=keepalive)
                 if row is not None and row["state"] not in TERMINAL_STATES and wait_s > 0:
                     self._ensure()
-                    sub.wait(wait_s)
+                    sub.wait(min(wait_s, self.MAX_WAIT_S))
                     row = self._visible_row(reasoner_type, job_id)
             return None if row is None else row_to_job(row, include, store)
 

@@ -571,6 +571,7 @@ def worker(
         shutdown_grace_s=shutdown_grace_s,
         heartbeat_s=heartbeat_s,
         lease_s=lease_s,
+        detach_grace_s=config.detach_grace_s,
     )
     w = Worker(db, settings)
     w.install_signal_handlers()

@@ -70,6 +70,8 @@ def ensure_supervisor(config: Config) -> None:
         str(data_dir),
         "--idle-timeout-s",
         str(config.idle_timeout_s),
+        "--detach-grace-s",
+        str(config.detach_grace_s),
     ]
     if config.database_url:
         args += ["--database-url", config.database_url]
@@ -114,7 +116,7 @@ def run_supervisor(config: Config) -> str:
                 data_dir=config.data_dir,
                 data_roots=config.data_roots,
                 idle_exit_s=config.idle_timeout_s,
-                detach_grace_s=float(os.environ.get("RJOBS_DETACH_GRACE_S", "30")),
+                detach_grace_s=config.detach_grace_s,
             )
             worker = Worker(store, settings)
             worker.install_signal_handlers()
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rjobs-supervisor")
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--idle-timeout-s", type=float, default=300.0)
+    parser.add_argument("--detach-grace-s", type=float, default=30.0)
     parser.add_argument("--database-url")
     parser.add_argument("--data-root", action="append", default=[], type=Path)
     args = parser.parse_args(argv)
@@ -150,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         database_url=args.database_url,
         data_roots=tuple(p.resolve() for p in args.data_root),
         idle_timeout_s=args.idle_timeout_s,
+        detach_grace_s=args.detach_grace_s,
     )
     reason = run_supervisor(config)
     logger.info("supervisor.exited", extra={"reason": reason})
