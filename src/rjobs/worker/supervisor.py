@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -78,7 +79,7 @@ def ensure_supervisor(config: Config) -> None:
     for root in config.data_roots:
         args += ["--data-root", str(root)]
     with open(data_dir / LOG_NAME, "ab") as log:
-        subprocess.Popen(
+        proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -86,6 +87,8 @@ def ensure_supervisor(config: Config) -> None:
             start_new_session=True,  # not killed with the terminal or the client's process group
             close_fds=True,
         )
+    # reap it when it exits, so a long-lived client collects no zombies
+    threading.Thread(target=proc.wait, name="rjobs-reap-supervisor", daemon=True).start()
     logger.info("supervisor.started", extra={"data_dir": str(data_dir)})
 
 
