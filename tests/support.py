@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import math
 import os
 import signal
 import time
@@ -32,3 +35,29 @@ def kill_supervisor(data_dir: Path) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def read_csv(text: str) -> list[list[str]]:
+    # A one-column row holding NULL is an empty line, which the csv module reads as no fields.
+    return [row or [""] for row in csv.reader(io.StringIO(text))]
+
+
+def same_cell(got: str, want: str) -> bool:
+    """CSV cells are equal, or numerically equal within a tight tolerance."""
+    if got == want:
+        return True
+    try:
+        return math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-9)
+    except ValueError:
+        return False
+
+
+def assert_matches_answer(got_csv: str, number: int) -> None:
+    """A TPC-H result (CSV with header) equals the shipped answer, column names and order kept."""
+    got = read_csv(got_csv)
+    want = read_csv((TPCH / "answers" / f"q{number:02d}.csv").read_text())
+    assert got[0] == want[0]
+    assert len(got) == len(want), f"q{number:02d}: {len(got) - 1} rows, expected {len(want) - 1}"
+    for row, (got_row, want_row) in enumerate(zip(got[1:], want[1:], strict=True), start=1):
+        for name, g, w in zip(want[0], got_row, want_row, strict=True):
+            assert same_cell(g, w), f"q{number:02d} row {row} column {name}: {g!r} != {w!r}"

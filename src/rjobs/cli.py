@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 import rjobs
+from rjobs._cli_server import register as _register_server_commands
 from rjobs._errors import (
     JobError,
     JobInvalidRequestError,
@@ -241,15 +242,119 @@ def solve(
     if job.abort_reason:
         table.add_row("reason", job.abort_reason)
     out.print(table)
-    for problem in getattr(job, "problems", None) or []:
-        where = f" (line {problem['line']})" if problem.get("line") else ""
-        out.print(f"[yellow]{problem['severity']}[/yellow] {problem['message']}{where}")
+    _print_problems(job)
     shown = result.get("values") or {}
     if shown:
         out.print(f"{len(shown)} variable values ({values}); first ones:")
         for name, value in list(shown.items())[:10]:
-            out.print(f"  {name} = {value:.6g}")
+            out.print(
+                f"  {name} = {value:.6g}"
+                if isinstance(value, float | int)
+                else f"  {name} = {value}"
+            )
     raise typer.Exit(_exit_code(job))
+
+
+# -- query ---------------------------------------------------------------------------------------
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs; a value that parses as JSON is used as such, else as a string."""
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            _fail(f"--input must be NAME=VALUE, got {pair!r}")
+        try:
+            inputs[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            inputs[name] = raw
+    return inputs
+
+
+@app.command()
+def query(
+    dbname: Annotated[str, typer.Argument(help="Logic database name.")],
+    sql: Annotated[str | None, typer.Argument(help="SQL statements (or use --file).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the SQL here.")] = None,
+    write: Annotated[bool, typer.Option("--write", help="A write transaction.")] = False,
+    input_: Annotated[
+        list[str] | None, typer.Option("--input", help="NAME=VALUE bound as $NAME.")
+    ] = None,
+    reasoner: Annotated[str, typer.Option(help="Logic reasoner name.")] = "default",
+    timeout_mins: Annotated[int | None, typer.Option(help="Abort the job after this.")] = None,
+    wait_s: Annotated[float, typer.Option(help="How long to wait for the result.")] = 3600,
+    json_out: JsonOpt = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Print full results as CSV.")] = False,
+) -> None:
+    """Run SQL as a Logic transaction and print its results (read-only unless --write)."""
+    if (sql is None) == (file is None):
+        _fail("give the SQL as an argument or with --file, not both")
+    if file is not None:
+        try:
+            sql = file.read_text()
+        except OSError as exc:
+            _fail(f"cannot read {file}: {exc}")
+    payload = {
+        "dbname": dbname,
+        "query": sql,
+        "readonly": not write,
+        "inputs": _parse_inputs(input_ or []),
+        "language": "sql",
+    }
+
+    def go() -> tuple[Job, list[bytes]]:
+        with _client() as client:
+            op = client.jobs.create("Logic", reasoner, payload, timeout_mins=timeout_mins)
+            try:
+                _follow(client, "Logic", op.id, wait_s)
+            except KeyboardInterrupt:
+                client.jobs.cancel("Logic", op.id)
+                raise
+            job = client.jobs.wait(
+                "Logic", op.id, timeout_s=5, include={"details": True, "problems": True}
+            )
+            result = (getattr(job, "details", None) or {}).get("result") or {}
+            csvs = []
+            if csv_out and job.state == "COMPLETED":
+                for item in result.get("results", []):
+                    csvs.append(
+                        client.jobs.read_artifact("Logic", op.id, f"{item['artifact']}.csv")
+                    )
+            return job, csvs
+
+    job, csvs = _run(go)
+    result = (getattr(job, "details", None) or {}).get("result") or {}
+    if json_out:
+        _print_json(job)
+    elif csv_out:
+        for data in csvs:
+            sys.stdout.buffer.write(data)
+    else:
+        for item in result.get("results", []):
+            table = Table(*[f"{c['name']}\n[dim]{c['type']}[/dim]" for c in item["columns"]])
+            for row in item["preview"]:
+                table.add_row(*["NULL" if v is None else str(v) for v in row])
+            out.print(table)
+            more = " (first 100 shown; --csv prints all)" if item.get("truncated") else ""
+            out.print(f"{item['row_count']} row(s){more}")
+        if result.get("rows_changed") is not None:
+            out.print(f"{result['rows_changed']} row(s) changed")
+        _print_problems(job)
+        if job.state != "COMPLETED":
+            err.print(f"[red]{job.state}[/red] {job.abort_reason or ''}", highlight=False)
+    raise typer.Exit(_exit_code(job))
+
+
+def _print_problems(job: Job) -> None:
+    for problem in getattr(job, "problems", None) or []:
+        where = ", ".join(
+            f"{key} {problem[key]}" for key in ("statement", "line", "column") if problem.get(key)
+        )
+        where = f" ({where})" if where else ""
+        out.print(
+            f"[yellow]{problem['severity']}[/yellow] {problem['message']}{where}", highlight=False
+        )
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -640,6 +745,9 @@ def config_show(json_out: JsonOpt = False) -> None:
     for key, row in rows.items():
         table.add_row(key, str(row["value"]), row["source"])
     out.print(table)
+
+
+_register_server_commands(app)  # rjobs serve, rjobs tokens create (rjobs._cli_server)
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import multiprocessing
 import shutil
 import threading
@@ -20,6 +19,7 @@ import pytest
 from rjobs.engines.base import EngineFailure, LocalContext
 from rjobs.engines.logic import LogicEngine, QueryInterrupted, query_table
 from rjobs.engines.logic_db import database_lock, database_path
+from support import assert_matches_answer, read_csv
 
 TPCH = Path(__file__).parents[1] / "data" / "tpch-sf0.01"
 TABLES = {
@@ -92,34 +92,15 @@ def job(tmp_path: Path) -> Job:
     return Job(tmp_path)
 
 
-def read_csv(text: str) -> list[list[str]]:
-    # A one-column row holding NULL is an empty line, which the csv module reads as no fields.
-    return [row or [""] for row in csv.reader(io.StringIO(text))]
-
-
-def _same(got: str, want: str) -> bool:
-    if got == want:
-        return True
-    try:
-        return math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-9)
-    except ValueError:
-        return False
-
-
 @pytest.mark.parametrize("number", range(1, 23))
 def test_tpch_query_matches_answer(tpch: Job, number: int) -> None:
     sql = (TPCH / "queries" / f"q{number:02d}.sql").read_text()
     result, ctx = tpch.run(dbname="tpch", query=sql)
     assert result["readonly"] is True and result["results"][0]["artifact"] == "result_1"
 
-    got = read_csv(artifact(ctx, "result_1.csv").decode())
-    want = read_csv((TPCH / "answers" / f"q{number:02d}.csv").read_text())
     # Answers keep the query's column names and ORDER BY order, so both are compared as they are.
-    assert got[0] == want[0]
-    assert len(got) == len(want), f"q{number:02d}: {len(got) - 1} rows, expected {len(want) - 1}"
-    for row, (got_row, want_row) in enumerate(zip(got[1:], want[1:], strict=True), start=1):
-        for name, g, w in zip(want[0], got_row, want_row, strict=True):
-            assert _same(g, w), f"q{number:02d} row {row} column {name}: {g!r} != {w!r}"
+    assert_matches_answer(artifact(ctx, "result_1.csv").decode(), number)
+    want = read_csv((TPCH / "answers" / f"q{number:02d}.csv").read_text())
 
     table = pa.ipc.open_file(pa.BufferReader(artifact(ctx, "result_1.arrow"))).read_all()
     assert table.num_rows == result["results"][0]["row_count"] == len(want) - 1
