@@ -758,5 +758,9 @@ def main() -> None:
         sys.exit(130)
 
 
+
 if __name__ == "__main__":
-    main()
+    # run the importable module, the one the command modules register on, not this __main__ copy
+    from rjobs.cli import main as _run
+
+    _run()

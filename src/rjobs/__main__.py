@@ -1,0 +1,5 @@
+"""``python -m rjobs``: the command line."""
+
+from rjobs.cli import main
+
+main()
