@@ -7,6 +7,7 @@ import inspect
 import rjobs
 
 EXPECTED_EXPORTS = {
+    "Client",
     "ClientSync",
     "Config",
     "Job",
@@ -19,17 +20,23 @@ EXPECTED_EXPORTS = {
     "JobInvalidRequestError",
     "JobNotFoundError",
     "JobNotReadyError",
+    "JobOperation",
     "JobOperationSync",
     "JobPermissionError",
     "JobServerError",
     "JobTimeoutError",
+    "JobsClient",
     "JobsClientSync",
+    "JobsGateway",
     "JobsGatewaySync",
     "Operation",
     "Reasoner",
+    "ReasonersClient",
     "ReasonersClientSync",
+    "ReasonersGateway",
     "ReasonersGatewaySync",
     "__version__",
+    "connect",
     "connect_sync",
 }
 

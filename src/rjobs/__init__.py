@@ -4,8 +4,22 @@
 >>> with rjobs.connect_sync() as client:
 ...     op = client.jobs.create("Prescriptive", "default", {"model": {...}})
 ...     job = op.wait()
+
+From async code, ``rjobs.connect()`` returns the twin with the same methods as coroutines:
+
+>>> async with rjobs.connect() as client:
+...     job = await (await client.jobs.create("Prescriptive", "default", {"model": {...}}))
 """
 
+from rjobs._async_client import (
+    Client,
+    JobOperation,
+    JobsClient,
+    JobsGateway,
+    ReasonersClient,
+    ReasonersGateway,
+    connect,
+)
 from rjobs._client import (
     ClientSync,
     JobOperationSync,
@@ -38,6 +52,7 @@ from rjobs._models import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
     "ClientSync",
     "Config",
     "Job",
@@ -50,16 +65,22 @@ __all__ = [
     "JobInvalidRequestError",
     "JobNotFoundError",
     "JobNotReadyError",
+    "JobOperation",
     "JobOperationSync",
     "JobPermissionError",
     "JobServerError",
     "JobTimeoutError",
+    "JobsClient",
     "JobsClientSync",
+    "JobsGateway",
     "JobsGatewaySync",
     "Operation",
     "Reasoner",
+    "ReasonersClient",
     "ReasonersClientSync",
+    "ReasonersGateway",
     "ReasonersGatewaySync",
     "__version__",
+    "connect",
     "connect_sync",
 ]

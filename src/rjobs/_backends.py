@@ -8,10 +8,11 @@ from rjobs._errors import JobInvalidRequestError
 
 if TYPE_CHECKING:
     from rjobs._config import Config
+    from rjobs._http_gateway import HttpJobsGateway
     from rjobs._sql_gateway import SqlJobsGateway
 
 
-def build_gateway(config: Config) -> SqlJobsGateway:
+def build_gateway(config: Config) -> SqlJobsGateway | HttpJobsGateway:
     """The gateway for ``config.backend``; nothing connects until the first request."""
     from rjobs._client import current_user
     from rjobs._sql_gateway import Principal, SqlJobsGateway
@@ -35,4 +36,8 @@ def build_gateway(config: Config) -> SqlJobsGateway:
             )
         store = Store(config.database_url, artifact_dir=config.artifact_dir)
         return SqlJobsGateway(store, Principal(current_user(), admin=False))
+    if config.backend == "http":
+        from rjobs._http_gateway import HttpJobsGateway
+
+        return HttpJobsGateway(config.base_url, config.token, timeout_s=config.request_timeout_s)
     raise JobInvalidRequestError(f"the {config.backend} backend is not available yet")

@@ -27,6 +27,7 @@ _ENV = {
     "RJOBS_DATA_ROOTS": "data_roots",
     "RJOBS_IDLE_TIMEOUT_S": "idle_timeout_s",
     "RJOBS_DETACH_GRACE_S": "detach_grace_s",
+    "RJOBS_REQUEST_TIMEOUT_S": "request_timeout_s",
 }
 
 
@@ -84,7 +85,12 @@ class Config:
         return self.data_dir / "artifacts"
 
     def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``; their source is recorded as ``code``."""
+        sources = changes.pop("sources", None) or {
+            **self.sources,
+            **dict.fromkeys(changes, "code"),
+        }
+        return dataclasses.replace(self, **changes, sources=sources)
 
     @classmethod
     def load(
@@ -108,6 +114,12 @@ class Config:
                 raise JobInvalidRequestError(f"cannot read config file {file}: {exc}") from exc
 
         name = connection_name or env.get("RJOBS_CONNECTION") or doc.get("default_connection")
+        if connection_name:
+            sources["connection_name"] = "code (connection_name, --connection)"
+        elif env.get("RJOBS_CONNECTION"):
+            sources["connection_name"] = "environment RJOBS_CONNECTION"
+        elif name is not None:
+            sources["connection_name"] = f"{file} default_connection"
         connections = doc.get("connections", {})
         if name is not None:
             if name not in connections:
@@ -157,6 +169,19 @@ class Config:
                 except (TypeError, ValueError) as exc:
                     raise JobInvalidRequestError(f"{key} must be a number") from exc
         return cls(**kwargs, connection_name=name, sources=sources)
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL with its password, if any, replaced by ``***`` (for display and logs)."""
+    if not url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return url
+    credentials, _, host = netloc.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{slash}{path}"
 
 
 def _find_config_file() -> Path | None:

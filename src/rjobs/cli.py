@@ -22,6 +22,7 @@ from rich.text import Text
 
 import rjobs
 from rjobs._cli_server import register as _register_server_commands
+from rjobs._config import redact_url
 from rjobs._errors import (
     JobError,
     JobInvalidRequestError,
@@ -734,6 +735,8 @@ def config_show(json_out: JsonOpt = False) -> None:
         value = getattr(config, f.name)
         if f.name == "token":
             value = "(set)" if value else None
+        elif f.name in ("database_url", "base_url"):
+            value = redact_url(value)
         rows[f.name] = {
             "value": _jsonable(str(value) if isinstance(value, Path) else value),
             "source": config.sources.get(f.name, "default"),
@@ -759,8 +762,10 @@ def main() -> None:
 
 
 
+from rjobs import _cli_predictive  # noqa: E402,F401  (registers train/predict)
+
 if __name__ == "__main__":
     # run the importable module, the one the command modules register on, not this __main__ copy
-    from rjobs.cli import main as _run
+    from rjobs.cli import main as _entry
 
-    _run()
+    _entry()
