@@ -28,7 +28,6 @@ from rjobs._errors import (
 from rjobs._gateway import CreateRequest, JobsGatewaySync, ListRequest, ReasonersGatewaySync
 from rjobs._models import (
     CLIENT_DISCONNECTED,
-    REASONER_TYPES,
     Job,
     JobEvents,
     JobIncludeDict,
@@ -36,15 +35,18 @@ from rjobs._models import (
     Reasoner,
     check_include,
     check_job_id,
-    check_limit_offset,
     check_payload,
     check_positive_seconds,
     check_reasoner_name,
-    check_stream,
-    check_timeout_mins,
     normalize_reasoner_type,
-    normalize_state,
     operation_from_job,
+)
+from rjobs._requests import (
+    artifact_request,
+    cancel_request,
+    create_request,
+    events_request,
+    list_request,
 )
 
 if TYPE_CHECKING:
@@ -173,18 +175,6 @@ class SyncGatewayInThreads:
         return await asyncio.to_thread(
             self._reasoners.set_reasoner_state, reasoner_type, name, state
         )
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise JobInvalidRequestError(f"{name} must be a bool, got {value!r}")
-    return value
-
-
-def _check_optional_str(name: str, value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise JobInvalidRequestError(f"{name} must be a string or None, got {value!r}")
-    return value
 
 
 async def wait_for_job(
@@ -323,7 +313,7 @@ class JobsClient:
         timeout_mins: int | None = None,
     ) -> JobOperation:
         """Queue a job on the reasoner and return a handle at once."""
-        request = _create_request(reasoner_type, reasoner_name, payload, timeout_mins, False)
+        request = create_request(reasoner_type, reasoner_name, payload, timeout_mins, ready=False)
         return JobOperation(self._gateway, await self._gateway.create_job(request))
 
     async def create_ready(
@@ -341,7 +331,7 @@ class JobsClient:
         timeout = check_positive_seconds("timeout_s", timeout_s)
         interval = check_positive_seconds("poll_interval_s", poll_interval_s)
         wanted = check_include(include)
-        request = _create_request(reasoner_type, reasoner_name, payload, timeout_mins, True)
+        request = create_request(reasoner_type, reasoner_name, payload, timeout_mins, ready=True)
         job = await self._gateway.create_job(request)
         return await wait_for_job(
             self._gateway,
@@ -368,22 +358,16 @@ class JobsClient:
         offset: int = 0,
     ) -> list[Job]:
         """Jobs matching every given filter, newest first (created_on desc, then id)."""
-        types = (
-            REASONER_TYPES if reasoner_type is None else (normalize_reasoner_type(reasoner_type),)
-        )
-        if job_id is not None:
-            check_job_id(job_id)
-        lim, off = check_limit_offset(limit, offset)
-        request = ListRequest(
-            reasoner_types=types,
+        request = list_request(
+            reasoner_type,
             job_id=job_id,
-            state=None if state is None else normalize_state(state),
-            name=_check_optional_str("name", name),
-            created_by=_check_optional_str("created_by", created_by),
-            only_active=_check_bool("only_active", only_active),
-            all_users=_check_bool("all_users", all_users),
-            limit=lim,
-            offset=off,
+            state=state,
+            name=name,
+            created_by=created_by,
+            only_active=only_active,
+            all_users=all_users,
+            limit=limit,
+            offset=offset,
         )
         return await self._gateway.list_jobs(request, check_include(include))
 
@@ -396,22 +380,12 @@ class JobsClient:
         stream_name: str = "progress",
     ) -> JobEvents:
         """A page of events after ``continuation_token``; its token is ``None`` once complete."""
-        label = normalize_reasoner_type(reasoner_type)
-        check_job_id(job_id)
-        if not isinstance(continuation_token, str):
-            raise JobInvalidRequestError("continuation_token must be a string ('' for the start)")
-        stream = check_stream(stream_name)
-        return await self._gateway.get_events(label, job_id, continuation_token, stream)
+        args = events_request(reasoner_type, job_id, continuation_token, stream_name)
+        return await self._gateway.get_events(*args)
 
     async def cancel(self, reasoner_type: str, job_id: str, *, all_users: bool = False) -> None:
         """Cancel a job; does nothing on a finished one. ``all_users`` is for Logic only."""
-        label = normalize_reasoner_type(reasoner_type)
-        check_job_id(job_id)
-        if _check_bool("all_users", all_users) and label != "Logic":
-            raise JobInvalidRequestError(
-                f"cancel(all_users=True) is supported only for Logic transactions, not {label}"
-            )
-        await self._gateway.cancel_job(label, job_id, all_users)
+        await self._gateway.cancel_job(*cancel_request(reasoner_type, job_id, all_users))
 
     async def wait(
         self,
@@ -445,32 +419,7 @@ class JobsClient:
 
     async def read_artifact(self, reasoner_type: str, job_id: str, name: str) -> bytes:
         """The bytes of one of the job's artifacts."""
-        label = normalize_reasoner_type(reasoner_type)
-        check_job_id(job_id)
-        if not isinstance(name, str) or not name:
-            raise JobInvalidRequestError("artifact name must be a non-empty string")
-        return await self._gateway.read_artifact(label, job_id, name)
-
-
-def _create_request(
-    reasoner_type: str,
-    reasoner_name: str,
-    payload: dict[str, Any],
-    timeout_mins: int | None,
-    ready: bool,
-) -> CreateRequest:
-    label = normalize_reasoner_type(reasoner_type)
-    name = check_reasoner_name(reasoner_name)
-    payload_json = check_payload(payload)
-    minutes = check_timeout_mins(timeout_mins)
-    return CreateRequest(
-        reasoner_type=label,
-        reasoner_name=name,
-        payload=payload,
-        payload_json=payload_json,
-        timeout_ms=None if minutes is None else minutes * 60_000,
-        abort_detached=ready and label == "Logic",
-    )
+        return await self._gateway.read_artifact(*artifact_request(reasoner_type, job_id, name))
 
 
 class ReasonersClient:

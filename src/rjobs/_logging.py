@@ -10,7 +10,12 @@ from __future__ import annotations
 import logging
 import os
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# record attributes that are not structured fields (uvicorn adds a colour copy of its message)
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class KeyValueFormatter(logging.Formatter):

@@ -165,8 +165,8 @@ def normalize_state(value: object) -> str:
 def check_job_id(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise JobInvalidRequestError(f"job_id must be a non-empty string, got {value!r}")
-    if len(value) > 200:
-        raise JobInvalidRequestError("job_id is too long (at most 200 characters)")
+    if len(value) > 200 or "\x00" in value:
+        raise JobInvalidRequestError("job_id must be at most 200 characters, without NUL")
     return value
 
 
@@ -239,12 +239,28 @@ def check_include(include: object) -> frozenset[str]:
     return frozenset(wanted)
 
 
+_MAX_ROWS = 2**62  # beyond any store, and within every database's integer range
+
+
 def check_limit_offset(limit: object, offset: object) -> tuple[int | None, int]:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < _MAX_ROWS
+    ):
         raise JobInvalidRequestError(f"limit must be an integer >= 0 or None, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < _MAX_ROWS:
         raise JobInvalidRequestError(f"offset must be an integer >= 0, got {offset!r}")
     return limit, offset
+
+
+def check_text(name: str, value: object) -> str | None:
+    """An optional string filter: no NUL (no database stores it), at most 1000 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise JobInvalidRequestError(f"{name} must be a string or None, got {value!r}")
+    if "\x00" in value or len(value) > 1000:
+        raise JobInvalidRequestError(f"{name} must not contain NUL and be at most 1000 characters")
+    return value
 
 
 def check_stream(value: object) -> str:

@@ -140,6 +140,10 @@ def _all_events(store: Store, job_id: str) -> list[dict[str, Any]]:
             return events
 
 
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def row_to_reasoner(row: RowMapping) -> Reasoner:
     return Reasoner(
         reasoner_type=row["reasoner_type"],
@@ -221,7 +225,7 @@ class SqlJobsGateway:
                     "created_by": self.principal.user,
                     "payload": request.payload_json,
                     "timeout_ms": request.timeout_ms,
-                    "model": payload.get("dbname") if is_logic else None,
+                    "model": _text_or_none(payload.get("dbname")) if is_logic else None,
                     "read_only": bool(payload.get("readonly", True)) if is_logic else None,
                     "abort_detached": request.abort_detached,
                     "idempotency_key": request.idempotency_key,
@@ -248,11 +252,14 @@ class SqlJobsGateway:
     def _visible_row(
         self, reasoner_type: str, job_id: str, *, touch: bool = False
     ) -> RowMapping | None:
-        row = self._ready().get_job(job_id, touch=touch)
+        store = self._ready()
+        row = store.get_job(job_id)
         if row is None or row["reasoner_type"] != reasoner_type:
             return None
         if not self.principal.admin and row["created_by"] != self.principal.user:
             return None
+        if touch and row["created_by"] == self.principal.user:
+            row = store.get_job(job_id, touch=True)  # only the creator's polls keep it alive
         return row
 
     def get_job(self, reasoner_type: str, job_id: str, include: frozenset[str]) -> Job | None:
