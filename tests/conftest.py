@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,8 +14,8 @@ import pytest
 
 import rjobs
 from rjobs.store.store import Store
-from rjobs.worker.worker import Worker, WorkerSettings
-from support import INSTANCES, TPCH, kill_supervisor
+from rjobs.worker.worker import WorkerSettings
+from support import INSTANCES, TPCH, WorkerThread, kill_supervisor
 
 
 @pytest.fixture
@@ -36,22 +35,6 @@ def embedded_config(tmp_path: Path) -> Iterator[rjobs.Config]:
 def client(embedded_config: rjobs.Config) -> Iterator[rjobs.ClientSync]:
     with rjobs.connect_sync(config=embedded_config) as c:
         yield c
-
-
-class WorkerThread:
-    """A real worker running in a thread of the test process, on its own store."""
-
-    def __init__(self, store: Store, settings: WorkerSettings) -> None:
-        self.worker = Worker(store, settings)
-        self.thread = threading.Thread(target=self.worker.run, daemon=True)
-
-    def start(self) -> WorkerThread:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.worker.stop()
-        self.thread.join(timeout=30)
 
 
 PG_ADMIN_URL = os.environ.get("RJOBS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

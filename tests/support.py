@@ -8,10 +8,13 @@ import io
 import math
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
+from rjobs.store.store import Store
 from rjobs.worker.supervisor import read_pid
+from rjobs.worker.worker import Worker, WorkerSettings
 
 DATA = Path(__file__).parent / "data"
 INSTANCES = DATA / "instances"
@@ -61,3 +64,19 @@ def assert_matches_answer(got_csv: str, number: int) -> None:
     for row, (got_row, want_row) in enumerate(zip(got[1:], want[1:], strict=True), start=1):
         for name, g, w in zip(want[0], got_row, want_row, strict=True):
             assert same_cell(g, w), f"q{number:02d} row {row} column {name}: {g!r} != {w!r}"
+
+
+class WorkerThread:
+    """A real worker (with real job processes) run by a thread of the test process."""
+
+    def __init__(self, store: Store, settings: WorkerSettings) -> None:
+        self.worker = Worker(store, settings)
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+
+    def start(self) -> WorkerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=30)

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 
 import anyio.from_thread
 import pytest
-from http_support import Api, HttpEnv, ServerProcess, WorkerThread, _AsyncFacade
+from http_support import Api, HttpEnv, ServerProcess, _AsyncFacade
 
 import rjobs
 from rjobs._client import current_user
 from rjobs.store.store import Store
 from rjobs.worker.worker import WorkerSettings
-from support import INSTANCES, kill_supervisor
+from support import INSTANCES, WorkerThread, kill_supervisor
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,6 @@ import httpx
 
 import rjobs
 from rjobs.store.store import Store
-from rjobs.worker.worker import Worker, WorkerSettings
 from support import REPO
 
 SERVER_START_S = 30.0
@@ -32,22 +30,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class WorkerThread:
-    """A real worker (with real job processes) run by a thread of the test process."""
-
-    def __init__(self, store: Store, settings: WorkerSettings) -> None:
-        self.worker = Worker(store, settings)
-        self.thread = threading.Thread(target=self.worker.run, daemon=True)
-
-    def start(self) -> WorkerThread:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.worker.stop()
-        self.thread.join(timeout=30)
 
 
 class ServerProcess:
