@@ -761,7 +761,6 @@ def main() -> None:
         sys.exit(130)
 
 
-
 from rjobs import _cli_predictive  # noqa: E402,F401  (registers train/predict)
 
 if __name__ == "__main__":

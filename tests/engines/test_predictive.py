@@ -6,10 +6,8 @@ import csv
 import io
 import json
 import os
-import sys
 import threading
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,9 @@ import skops.io as sio
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 from rjobs.engines.base import EngineFailure, LocalContext
+from rjobs.engines.logic import LogicEngine
 from rjobs.engines.predictive import PredictiveEngine
-from rjobs.engines.predictive_model import load_model
+from rjobs.engines.predictive_model import early_stopping_obstacle, load_model
 
 Rows = list[dict[str, Any]]
 
@@ -99,8 +98,31 @@ def diabetes() -> Rows:
 
 
 # -- metric floors ---------------------------------------------------------------------------
-# Floors for breast cancer and diabetes use evaluate's 5-fold mean: one 80/20 split is too noisy
-# for them (at seed 0 the split scores 0.9298 and R² 0.21, while folds average 0.965 and 0.42).
+# The default model on train's held-out 20% (seed 0 unless said). The defaults were chosen without
+# seeing these test splits (see the engine docstring); on seeds 0-9 train scores breast cancer
+# 0.956-0.982, wine 0.972-1.0 and diabetes R² 0.306-0.558 (mean 0.419). Diabetes misses 0.35 on
+# seeds 0 (0.317) and 6 (0.306): ordinary least squares scores 0.332 on seed 0's split, so the
+# floor there is checked on the mean over seeds and on evaluate's 5-fold mean.
+
+
+def train_default(rows: Rows, tmp_path: Path, seed: int) -> dict[str, Any]:
+    ctx = make_ctx(tmp_path, f"seed-{seed}")
+    return run({"data": {"rows": rows}, "target": "target", "validation": {"seed": seed}}, ctx)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_breast_cancer_train_meets_accuracy_floor(tmp_path: Path, cancer: Rows, seed: int) -> None:
+    result = train_default(cancer, tmp_path, seed)
+    assert result["estimator"] == "GradientBoostingClassifier"
+    assert result["metrics"]["accuracy"] >= 0.93
+    assert result["n_test"] == 114
+    assert 0 < result["n_estimators_fitted"] < 500  # early stopping ended it
+
+
+def test_diabetes_train_meets_r2_floor_on_average(tmp_path: Path, diabetes: Rows) -> None:
+    r2 = [train_default(diabetes, tmp_path, seed)["metrics"]["r2"] for seed in range(5)]
+    assert sum(r2) / len(r2) >= 0.35
+    assert min(r2) >= 0.30
 
 
 def test_breast_cancer_evaluate_meets_accuracy_floor(tmp_path: Path, cancer: Rows) -> None:
@@ -409,7 +431,7 @@ def test_unreadable_data(tmp_path: Path) -> None:
 
 def test_progress_events(tmp_path: Path, cancer: Rows) -> None:
     ctx = make_ctx(tmp_path, "gb")
-    run(_payload(cancer, model={"params": {"n_estimators": 300}}), ctx)
+    run(_payload(cancer, model={"params": {"n_estimators": 300, "n_iter_no_change": None}}), ctx)
     assert events(ctx, "data") == [{"type": "data", "rows": 569, "columns": 31}]
     stages = events(ctx, "stage")
     assert stages[0]["stage"] == 1 and stages[-1]["stage"] == 300
@@ -440,8 +462,10 @@ def test_cancel_stops_training_within_a_second(tmp_path: Path, cancer: Rows, kin
 
     thread = threading.Thread(target=cancel)
     thread.start()
-    payload = _payload(cancer, model={"kind": kind, "params": {"n_estimators": 100_000}})
-    result = run(payload, ctx)
+    params: dict[str, Any] = {"n_estimators": 100_000}
+    if kind == "gradient_boosting":
+        params["n_iter_no_change"] = None  # no early stopping: it would end long before
+    result = run(_payload(cancer, model={"kind": kind, "params": params}), ctx)
     returned_at = time.monotonic()
     thread.join()
 
@@ -450,6 +474,67 @@ def test_cancel_stops_training_within_a_second(tmp_path: Path, cancer: Rows, kin
     assert 0 < result["n_estimators_fitted"] < 100_000
     assert ctx.artifacts == []
     assert events(ctx, "stage" if kind == "gradient_boosting" else "batch")
+
+
+def test_boosting_defaults_and_early_stopping(tmp_path: Path, cancer: Rows, diabetes: Rows) -> None:
+    ctx = make_ctx(tmp_path, "cancer")
+    result = run(_payload(cancer), ctx)
+    assert result["params"] == {
+        "n_estimators": 500,
+        "learning_rate": 0.1,
+        "max_depth": 2,
+        "min_samples_leaf": 10,
+        "subsample": 0.8,
+        "n_iter_no_change": 20,
+        "validation_fraction": 0.1,
+        "random_state": 0,
+    }
+    fitted = result["n_estimators_fitted"]
+    assert 20 < fitted < 500
+    stages = events(ctx, "stage")
+    assert stages[-1]["stage"] == fitted and stages[-1]["of"] == 500
+    assert "early_stopping_off" not in codes(ctx)
+
+    # a parameter given overrides its default only
+    tuned = run(_payload(diabetes, model={"params": {"max_depth": 3}}), make_ctx(tmp_path, "d3"))
+    assert tuned["params"]["max_depth"] == 3 and tuned["params"]["n_iter_no_change"] == 20
+
+    # 60 training rows would leave 6 for validation: early stopping is off, 100 stages are fitted
+    small_ctx = make_ctx(tmp_path, "small")
+    small = run(_payload(diabetes[:75]), small_ctx)
+    assert small["n_train"] == 60
+    assert small["n_estimators_fitted"] == 100 and small["params"]["n_estimators"] == 100
+    assert "n_iter_no_change" not in small["params"]
+    assert "validation_fraction" not in small["params"]
+    off = [p for p in small_ctx.problems if p.code == "early_stopping_off"]
+    assert len(off) == 1 and off[0].severity == "info" and "60 training rows" in off[0].message
+
+    # evaluate decides once, for all folds
+    folds_ctx = make_ctx(tmp_path, "folds")
+    evaluated = run({"task": "evaluate", **_payload(diabetes[:75])}, folds_ctx)
+    assert codes(folds_ctx).count("early_stopping_off") == 1
+    assert evaluated["params"]["n_estimators"] == 100
+
+
+def test_early_stopping_needs_enough_rows_of_every_class() -> None:
+    many = np.array([0] * 150 + [1] * 50)
+    assert early_stopping_obstacle([many], "classification", 0.1) is None
+    assert early_stopping_obstacle([many[:91]], "regression", 0.1) is None  # holds back 10 rows
+    assert "9 for early stopping" in (early_stopping_obstacle([many[:90]], "regression", 0.1) or "")
+    lonely = np.append(many, 2)  # class 2 has a single row: no stratified hold-out
+    assert "class" in (early_stopping_obstacle([lonely], "classification", 0.1) or "")
+    assert early_stopping_obstacle([many], "classification", "a lot") is None  # sklearn refuses
+
+
+def test_forest_defaults(tmp_path: Path, diabetes: Rows) -> None:
+    result = run(_payload(diabetes[:100], model={"kind": "random_forest"}), make_ctx(tmp_path))
+    assert result["params"] == {
+        "n_estimators": 200,
+        "max_features": pytest.approx(1 / 3),
+        "min_samples_leaf": 5,
+        "random_state": 0,
+    }
+    assert result["n_estimators_fitted"] == 200
 
 
 def test_evaluate_cancel_between_folds(tmp_path: Path, wine: Rows) -> None:
@@ -482,19 +567,83 @@ def test_training_warnings_become_problems(tmp_path: Path, wine: Rows) -> None:
     assert "ConvergenceWarning" in warned[0].message
 
 
-def test_logic_query_data(tmp_path: Path, wine: Rows, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Stands in for rjobs.engines.logic (another engine) to check how the engine calls it.
-    calls: list[tuple[Any, ...]] = []
+def _load_cellar(tmp_path: Path, rows: Rows) -> None:
+    """A Logic database ``cellar`` with a table ``wine``, written by a Logic write transaction."""
+    loaded = LogicEngine().run(
+        {
+            "dbname": "cellar",
+            "readonly": False,
+            "query": "CREATE TABLE wine AS SELECT * FROM batch",
+            "inputs": {"batch": rows},
+        },
+        make_ctx(tmp_path, "loader"),
+    )
+    assert loaded["interrupted"] is False and loaded["created"] is True
 
-    def query_table(data_dir: Path, dbname: str, query: str, data_roots: Any = ()) -> pa.Table:
-        calls.append((data_dir, dbname, query, tuple(data_roots)))
-        return pa.Table.from_pylist(wine)
 
-    fake = types.ModuleType("rjobs.engines.logic")
-    fake.query_table = query_table  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rjobs.engines.logic", fake)
+def test_training_data_from_a_logic_query(tmp_path: Path, wine: Rows) -> None:
+    _load_cellar(tmp_path, wine)
+    ctx = make_ctx(tmp_path, "trainer")
+    query = "SELECT * EXCLUDE (magnesium) FROM wine WHERE target IN (0, 1) ORDER BY proline"
+    data = {"logic": {"dbname": "cellar", "query": query}}
+    result = run({"data": data, "target": "target"}, ctx)
+
+    two_classes = [row for row in wine if row["target"] in (0, 1)]
+    assert result["n_rows"] == len(two_classes) == 130
+    assert result["classes"] == [0, 1]
+    assert "magnesium" not in result["feature_columns"]
+    assert len(result["feature_columns"]) == 12
+    assert result["metrics"]["accuracy"] >= 0.9
+    assert events(ctx, "data") == [{"type": "data", "rows": 130, "columns": 13}]
+
+    # the model applies to rows read from the database too; class 2 was never trained on
+    predict_ctx = make_ctx(tmp_path, "predictor")
+    predicted = run(
+        {
+            "task": "predict",
+            "data": {"logic": {"dbname": "cellar", "query": "SELECT * FROM wine"}},
+            "model_from_job": "trainer",
+        },
+        predict_ctx,
+    )
+    assert predicted["n_rows"] == 178 and predicted["n_labelled"] == 178
+    assert set(predicted["predicted_counts"]) == {"0", "1"}
+    assert predicted["metrics"]["accuracy"] <= 130 / 178
+    assert predicted["metrics"]["roc_auc"] is None
+    warned = [p.message for p in predict_ctx.problems if p.severity == "warning"]
+    assert any("not trained on: [2]" in message for message in warned), warned
+
+
+@pytest.mark.parametrize(
+    ("dbname", "query", "code"),
+    [
+        ("cellar", "SELECT * FROM barrels", "catalog_error"),
+        ("nowhere", "SELECT 1 AS target", "database_not_found"),
+        ("cellar", "DELETE FROM wine", "read_only_violation"),
+    ],
+)
+def test_logic_query_errors_fail_the_job(
+    tmp_path: Path, wine: Rows, dbname: str, query: str, code: str
+) -> None:
+    _load_cellar(tmp_path, wine[:20])
+    error = fail(
+        {"data": {"logic": {"dbname": dbname, "query": query}}, "target": "target"},
+        make_ctx(tmp_path),
+    )
+    assert error.problems[0].severity == "error"
+    assert error.problems[0].code == code, error.problems
+
+
+def test_logic_query_interrupted(tmp_path: Path, wine: Rows) -> None:
+    # A cancel while the Logic query runs stops the query: no training, no artifacts.
+    _load_cellar(tmp_path, wine)
     ctx = make_ctx(tmp_path)
-    data = {"logic": {"dbname": "cellar", "query": "SELECT * FROM wine"}}
-    result = run({"data": data, "target": "target", "model": {"kind": "logistic"}}, ctx)
-    assert calls == [(tmp_path, "cellar", "SELECT * FROM wine", (tmp_path,))]
-    assert result["n_rows"] == 178
+    slow = "SELECT * FROM wine WHERE (SELECT sum(i % 7) FROM range(100000000000) t(i)) > 0"
+    timer = threading.Timer(0.3, ctx.interrupt)
+    timer.start()
+    start = time.monotonic()
+    result = run({"data": {"logic": {"dbname": "cellar", "query": slow}}, "target": "target"}, ctx)
+    timer.join()
+    assert time.monotonic() - start < 1.3
+    assert result == {"task": "train", "interrupted": True}
+    assert ctx.artifacts == [] and events(ctx, "data") == []

@@ -53,6 +53,10 @@ _ID_NAME = re.compile(
 _CAMEL_ID = re.compile(r"[a-z0-9]I[Dd]$")
 
 
+class DataInterrupted(Exception):
+    """The job was interrupted while its data was being read (a Logic query)."""
+
+
 def failure(code: str, message: str) -> EngineFailure:
     """An :class:`EngineFailure` carrying one error problem with ``code``."""
     return EngineFailure(message, [ProblemInfo("error", code, message)])
@@ -169,9 +173,19 @@ def _from_logic(spec: object, ctx: EngineContext) -> pa.Table:
     try:
         logic = importlib.import_module("rjobs.engines.logic")
         query_table = logic.query_table
+        interrupted_error: type[Exception] = logic.QueryInterrupted
     except (ImportError, AttributeError) as exc:
         raise failure("logic_unavailable", f"Logic data sources are not available: {exc}") from exc
-    table: pa.Table = query_table(ctx.data_dir, dbname, query, data_roots=tuple(ctx.data_roots))
+    try:
+        table: pa.Table = query_table(
+            ctx.data_dir,
+            dbname,
+            query,
+            data_roots=tuple(ctx.data_roots),
+            should_stop=lambda: ctx.interrupted,
+        )
+    except interrupted_error as exc:
+        raise DataInterrupted(str(exc)) from exc
     return table
 
 

@@ -70,6 +70,33 @@ _ALLOWED_STEPS = (
     *_ESTIMATORS.values(),
     Ridge,
 )
+# rjobs' own defaults; the caller's params override them one by one. Why these: see "Defaults" in
+# the docstring of rjobs.engines.predictive.
+DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("gradient_boosting", "classification"): {
+        "n_estimators": 500,  # a ceiling: early stopping decides
+        "learning_rate": 0.1,
+        "max_depth": 2,
+        "min_samples_leaf": 10,
+        "subsample": 0.8,
+        "n_iter_no_change": 20,
+        "validation_fraction": 0.1,
+    },
+    ("random_forest", "classification"): {"n_estimators": 200},
+    ("random_forest", "regression"): {
+        "n_estimators": 200,
+        "max_features": 1 / 3,
+        "min_samples_leaf": 5,
+    },
+}
+DEFAULTS[("gradient_boosting", "regression")] = dict(
+    DEFAULTS[("gradient_boosting", "classification")]
+)
+# Boosting stages when early stopping is off because the rows are too few to hold some back
+# (scikit-learn's default number).
+STAGES_WITHOUT_EARLY_STOPPING = 100
+# Early stopping needs at least this many validation rows to tell improvement from noise.
+MIN_VALIDATION_ROWS = 10
 # At most this many stage events a second; the monitor still checks for interrupts every stage.
 _EVENT_INTERVAL_S = 0.05
 # Each warm-start forest batch aims at this duration, which bounds the cancel latency.
@@ -81,12 +108,19 @@ def _param_names(cls: type[Any]) -> set[str]:
 
 
 def make_estimator(
-    kind: str, problem: Problem, params: dict[str, Any], seed: int
+    kind: str,
+    problem: Problem,
+    params: dict[str, Any],
+    seed: int,
+    *,
+    early_stopping: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
     """An unfitted estimator for ``kind`` and ``problem`` with validated ``params``.
 
-    Returns the estimator and the parameters it was built with (the caller's plus the engine's
-    defaults: ``random_state`` = the validation seed, ``max_iter=1000`` for logistic).
+    Returns the estimator and the parameters it was built with: the caller's plus the engine's
+    defaults (:data:`DEFAULTS`, ``random_state`` = the validation seed, ``max_iter=1000`` for
+    logistic). ``early_stopping=False`` leaves boosting's default early stopping out (see
+    :func:`early_stopping_obstacle`) and defaults to :data:`STAGES_WITHOUT_EARLY_STOPPING` stages.
     """
     cls = _ESTIMATORS.get((kind, problem))
     if cls is None:
@@ -119,6 +153,12 @@ def make_estimator(
             f" {', '.join(sorted(_param_names(Ridge)))}",
         )
     effective = dict(params)
+    defaults = dict(DEFAULTS.get((kind, problem), {}))
+    if not early_stopping and "n_iter_no_change" in defaults:
+        del defaults["n_iter_no_change"], defaults["validation_fraction"]
+        defaults["n_estimators"] = STAGES_WITHOUT_EARLY_STOPPING
+    for name, value in defaults.items():
+        effective.setdefault(name, value)
     own = _param_names(cls)
     if "random_state" in own and "random_state" not in params:
         effective["random_state"] = seed
@@ -133,6 +173,38 @@ def make_estimator(
     except TypeError as exc:  # constructors do not validate values, only names
         raise failure("invalid_param", f"invalid model parameters: {exc}") from exc
     return estimator, effective
+
+
+def default_early_stopping(kind: str, problem: Problem, params: dict[str, Any]) -> bool:
+    """Whether the estimator stops early by the engine's default (the caller did not decide)."""
+    return "n_iter_no_change" in DEFAULTS.get((kind, problem), {}) and "n_iter_no_change" not in (
+        params
+    )
+
+
+def early_stopping_obstacle(
+    targets: list[npt.NDArray[Any]], problem: Problem, fraction: object
+) -> str | None:
+    """Why early stopping cannot hold back ``fraction`` of each training set, or ``None``.
+
+    It needs :data:`MIN_VALIDATION_ROWS` validation rows and, for classification, a stratified
+    hold-out: two rows of every class, and at least one row per class on each side.
+    """
+    if not isinstance(fraction, float) or not 0 < fraction < 1:
+        return None  # an invalid validation_fraction is reported by the estimator itself
+    for y in targets:
+        n = len(y)
+        held = math.ceil(fraction * n)
+        if held < MIN_VALIDATION_ROWS:
+            return (
+                f"{n} training rows leave {held} for early stopping's validation"
+                f" (at least {MIN_VALIDATION_ROWS} needed)"
+            )
+        if problem == "classification":
+            counts = np.unique(y, return_counts=True)[1]
+            if counts.min() < 2 or held < len(counts) or n - held < len(counts):
+                return "a class has too few training rows to hold some back for early stopping"
+    return None
 
 
 def needs_scaling(estimator: Any) -> bool:
@@ -350,7 +422,10 @@ def classification_metrics(
     """
     notes: list[str] = []
     metrics: dict[str, float | None] = {"accuracy": finite(accuracy_score(y_true, y_pred))}
-    binary = n_classes == 2 and len(model_classes) == 2
+    unseen = sorted(set(np.unique(y_true).tolist()) - set(model_classes.tolist()), key=str)
+    if unseen:  # predict on data holding classes the model never saw: they all count as errors
+        notes.append(f"the actual values hold classes the model was not trained on: {unseen}")
+    binary = n_classes == 2 and len(model_classes) == 2 and not unseen
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ill-defined F1 on a tiny fold is reported as is
         if binary:
