@@ -56,5 +56,5 @@ def test_upgrade_is_idempotent_and_cheap(store_url: str, tmp_path) -> None:  # t
     for _ in range(2):
         store = Store(store_url, artifact_dir=tmp_path / "a")
         store.upgrade()
-        assert store.current_revision() == "0001"
+        assert store.current_revision() == "0002"
         store.close()

@@ -54,6 +54,10 @@ class Subscription(Protocol):
 class Notifier(Protocol):
     def notify(self, channel: str) -> None: ...
 
+    def wake(self, channel: str) -> None:
+        """Wake this process's subscribers of ``channel`` only (no message leaves it)."""
+        ...
+
     def subscribe(self, channels: Iterable[str]) -> Subscription: ...
 
     def close(self) -> None: ...
@@ -167,6 +171,9 @@ class LocalNotifier:
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
                     logger.debug("notify.send_failed", extra={"path": str(path), "err": str(exc)})
+
+    def wake(self, channel: str) -> None:
+        self._hub.bump(channel)
 
     def subscribe(self, channels: Iterable[str]) -> HubSubscription:
         self._ensure_listening()

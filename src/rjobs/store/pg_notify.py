@@ -48,6 +48,9 @@ class PgNotifier:
             conn.execute(sa.select(sa.func.pg_notify(PG_CHANNEL, channel)))
             conn.commit()
 
+    def wake(self, channel: str) -> None:
+        self._hub.bump(channel)
+
     def subscribe(self, channels: Iterable[str]) -> HubSubscription:
         self._ensure_listening()
         return HubSubscription(self._hub, channels)

@@ -89,9 +89,20 @@ jobs = Table(
     Column("progress_seq", BigInteger, nullable=False, default=0),
     Column("log_seq", BigInteger, nullable=False, default=0),
 )
-Index("ix_jobs_creator_created", jobs.c.created_by, jobs.c.created_on)
-Index("ix_jobs_created", jobs.c.created_on)
-Index("ix_jobs_claim", jobs.c.reasoner_type, jobs.c.reasoner_name, jobs.c.state, jobs.c.created_on)
+# list: newest first (created_on desc, id desc), for one creator or all, optionally by state
+Index("ix_jobs_creator_recent", jobs.c.created_by, jobs.c.created_on, jobs.c.id)
+Index("ix_jobs_creator_state", jobs.c.created_by, jobs.c.state, jobs.c.created_on, jobs.c.id)
+Index("ix_jobs_recent", jobs.c.created_on, jobs.c.id)
+# claim and "which reasoners have queued jobs": state leads, so idle workers stay cheap
+Index(
+    "ix_jobs_queue",
+    jobs.c.state,
+    jobs.c.reasoner_type,
+    jobs.c.reasoner_name,
+    jobs.c.created_on,
+    jobs.c.id,
+)
+Index("ix_jobs_finished", jobs.c.finished_at)  # gc and metrics
 Index("ix_jobs_worker_state", jobs.c.worker_id, jobs.c.state)
 Index("ix_jobs_idempotency", jobs.c.created_by, jobs.c.idempotency_key, unique=True)
 

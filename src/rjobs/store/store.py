@@ -33,12 +33,14 @@ from rjobs._models import ACTIVE_STATES, REASONER_LOST, TERMINAL_STATES
 from rjobs.engines.base import ArtifactInfo, ProblemInfo
 from rjobs.store import schema as t
 from rjobs.store.notify import LocalNotifier, Notifier
+from rjobs.store.pg_notify import PG_CHANNEL, PgNotifier
 
 logger = logging.getLogger(__name__)
 
 _ACTIVE = tuple(sorted(ACTIVE_STATES))
+_PENDING = "rjobs_notify"  # connection.info key of channels to notify after commit
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_HEAD = "0001"
+_HEAD = "0002"
 
 
 class StoreConflict(Exception):
@@ -118,7 +120,13 @@ def _postgres_engine(url: str) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
         # a runaway statement must not hold locks forever; no rjobs statement needs long
-        connect_args={"options": "-c statement_timeout=30000", "connect_timeout": 10},
+        connect_args={
+            "options": "-c statement_timeout=30000",
+            "connect_timeout": 10,
+            # no server-side prepared statements: PostgreSQL's generic plan for a prepared list
+            # query can be many times slower than the custom plan for the actual filters
+            "prepare_threshold": None,
+        },
     )
 
 
@@ -144,8 +152,6 @@ class Store:
             raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
         if notifier is None:
             if self.dialect == "postgresql":
-                from rjobs.store.pg_notify import PgNotifier
-
                 notifier = PgNotifier(self.engine)
             else:
                 notifier = LocalNotifier(url)
@@ -161,12 +167,32 @@ class Store:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it takes the write lock at BEGIN (no upgrade deadlock)."""
+        """A write transaction; on SQLite it takes the write lock at BEGIN (no upgrade deadlock).
+
+        Channels announced in it (:meth:`_announce`) are notified once it has committed.
+        """
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+            pending: list[str] = conn.info.pop(_PENDING, [])
+        for channel in pending:
+            try:
+                self.notifier.notify(channel)
+            except Exception:  # a hint only: the store already holds the truth
+                logger.warning("notify.failed", extra={"channel": channel}, exc_info=True)
+
+    def _announce(self, conn: Connection, *channels: str) -> None:
+        """Notify channels when this write transaction commits (never before: a woken reader
+        must find the change). PostgreSQL does this itself for a NOTIFY sent inside the
+        transaction, which saves a round trip per channel."""
+        if not channels:
+            return
+        if self.dialect == "postgresql":
+            conn.execute(sa.select(*[sa.func.pg_notify(PG_CHANNEL, c) for c in channels]))
+        else:
+            conn.info.setdefault(_PENDING, []).extend(channels)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -244,13 +270,6 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _notify(self, *channels: str) -> None:
-        for channel in channels:
-            try:
-                self.notifier.notify(channel)
-            except Exception:  # a hint only: the store already holds the truth
-                logger.warning("notify.failed", extra={"channel": channel}, exc_info=True)
-
     # -- reasoners ------------------------------------------------------------------------------
 
     def create_reasoner(
@@ -275,9 +294,9 @@ class Store:
         try:
             with self._write() as conn:
                 conn.execute(t.reasoners.insert().values(**values))
+                self._announce(conn, QUEUE_CHANNEL)
         except IntegrityError as exc:
             raise StoreConflict(f"reasoner {reasoner_type}/{name} already exists") from exc
-        self._notify(QUEUE_CHANNEL)
         row = self.get_reasoner(reasoner_type, name)
         assert row is not None
         return row
@@ -309,7 +328,7 @@ class Store:
                 .where(t.reasoners.c.reasoner_type == reasoner_type, t.reasoners.c.name == name)
                 .values(state=state)
             ).rowcount
-        self._notify(QUEUE_CHANNEL)
+            self._announce(conn, QUEUE_CHANNEL)
         return bool(done)
 
     def delete_reasoner(self, reasoner_type: str, name: str) -> bool:
@@ -350,7 +369,12 @@ class Store:
                 row["created_on"] = self._now(conn)
                 if row.get("abort_detached"):
                     row["last_polled_at"] = row["created_on"]
-                conn.execute(t.jobs.insert().values(**row))
+                created = (
+                    conn.execute(t.jobs.insert().values(**row).returning(*t.jobs.c))
+                    .mappings()
+                    .one()
+                )
+                self._announce(conn, QUEUE_CHANNEL, channel_for_job(row["id"]))
         except IntegrityError as exc:
             if key is None:
                 raise
@@ -365,9 +389,6 @@ class Store:
                     "idempotency key was already used for a different request"
                 ) from exc
             return existing
-        self._notify(QUEUE_CHANNEL, channel_for_job(row["id"]))
-        created = self.get_job(row["id"])
-        assert created is not None
         return created
 
     def _job_by_key(self, created_by: str, key: str) -> RowMapping | None:
@@ -445,27 +466,15 @@ class Store:
                     .where(t.jobs.c.id == job_id, t.jobs.c.cancel_requested_by.is_(None))
                     .values(cancel_requested_by=by)
                 )
-        self._notify(CANCEL_CHANNEL, channel_for_job(job_id), channel_for_events(job_id))
+            self._announce(conn, CANCEL_CHANNEL, channel_for_job(job_id), channel_for_events(job_id))
         return state
 
     def claim(self, worker_id: str, wants: Mapping[tuple[str, str], int]) -> list[RowMapping]:
         """Move up to ``n`` queued jobs of each (type, name) to RUNNING for this worker."""
         claimed: list[RowMapping] = []
-        wanted = {key: n for key, n in wants.items() if n > 0}
-        if not wanted:
-            return claimed
-        c = t.jobs.c
-        with self._read() as conn:
-            queued = {
-                (str(r[0]), str(r[1]))
-                for r in conn.execute(
-                    sa.select(c.reasoner_type, c.reasoner_name)
-                    .where(c.state == "PENDING")
-                    .distinct()
-                )
-            }
-        for key in wanted.keys() & queued:
-            claimed.extend(self._claim_one_reasoner(worker_id, key, wanted[key]))
+        for key, n in wants.items():
+            if n > 0:
+                claimed.extend(self._claim_one_reasoner(worker_id, key, n))
         return claimed
 
     def _claim_one_reasoner(
@@ -491,18 +500,15 @@ class Store:
             ids = [str(r[0]) for r in conn.execute(pick)]
             if not ids:
                 return []
-            conn.execute(
-                t.jobs.update()
-                .where(c.id.in_(ids), c.state == "PENDING")
-                .values(state="RUNNING", started_at=self._now(conn), worker_id=worker_id)
-            )
             rows = list(
                 conn.execute(
-                    t.jobs.select().where(c.id.in_(ids), c.worker_id == worker_id)
+                    t.jobs.update()
+                    .where(c.id.in_(ids), c.state == "PENDING")
+                    .values(state="RUNNING", started_at=self._now(conn), worker_id=worker_id)
+                    .returning(*t.jobs.c)
                 ).mappings()
             )
-        for row in rows:
-            self._notify(channel_for_job(row["id"]))
+            self._announce(conn, *(channel_for_job(str(row["id"])) for row in rows))
         return rows
 
     def finish(
@@ -539,8 +545,8 @@ class Store:
                     abort_reason=abort_reason,
                 )
             ).rowcount
-        if done:
-            self._notify(channel_for_job(job_id), channel_for_events(job_id))
+            if done:
+                self._announce(conn, channel_for_job(job_id), channel_for_events(job_id))
         return bool(done)
 
     # -- events ---------------------------------------------------------------------------------
@@ -576,7 +582,7 @@ class Store:
                     for i, (ts, type_, data) in enumerate(events)
                 ],
             )
-        self._notify(channel_for_events(job_id))
+            self._announce(conn, channel_for_events(job_id))
         return len(events)
 
     def read_events(self, job_id: str, stream: str, after: int, limit: int) -> list[dict[str, Any]]:

@@ -60,6 +60,7 @@ class WorkerSettings:
     heartbeat_s: float = 2.0
     lease_s: float = 10.0
     check_s: float = 0.1
+    idle_poll_s: float = 1.0
     kill_grace_s: float = 0.5
     shutdown_grace_s: float = 30.0
     detach_grace_s: float = 30.0
@@ -119,14 +120,14 @@ class Worker:
         self._preload = tuple(sorted(types))
         self._mp = mp.get_context("forkserver")
         self._mp.set_forkserver_preload(["rjobs.worker.child", "rjobs.engines"])
-        self._wake = threading.Event()
+        self._wake_channel = f"worker:{self.id}"
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Stop claiming; running jobs get ``shutdown_grace_s`` to finish."""
         self._stop.set()
-        self._wake.set()
+        self.store.notifier.wake(self._wake_channel)
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: object) -> None:
@@ -144,7 +145,7 @@ class Worker:
         logger.info("worker.started", extra={"worker": self.id, "reasoner": label})
         heart = threading.Thread(target=self._heartbeat_loop, name="rjobs-heartbeat", daemon=True)
         heart.start()
-        sub = self.store.notifier.subscribe([QUEUE_CHANNEL, CANCEL_CHANNEL])
+        sub = self.store.notifier.subscribe([QUEUE_CHANNEL, CANCEL_CHANNEL, self._wake_channel])
         # one warm job process before the first claim, so a job's run time excludes start-up
         self._idle.append(_Executor(self._mp, self._preload))
         reason = "stopped"
@@ -168,7 +169,9 @@ class Worker:
                         reason = "idle"
                         break
                     idle_since = now
-                sub.wait(self.settings.check_s)
+                # running jobs are watched every check_s; an idle worker sleeps until a job is
+                # queued (a notification), polling only as a fallback
+                sub.wait(self.settings.check_s if self._running else self.settings.idle_poll_s)
         finally:
             sub.close()
             self._shutdown()
@@ -209,12 +212,15 @@ class Worker:
     # -- claiming -------------------------------------------------------------------------------
 
     def _capacity(self) -> dict[ReasonerKey, int]:
+        """Free slots of each served reasoner that has queued jobs."""
+        queued: set[ReasonerKey] = self._safely(self.store.queued_reasoners) or set()
+        if not queued:
+            return {}
         if self.settings.reasoners is not None:
             keys: Iterable[tuple[ReasonerKey, int]] = (
-                (key, self.settings.slots or 1) for key in self.settings.reasoners
+                (key, self.settings.slots or 1) for key in self.settings.reasoners if key in queued
             )
         else:
-            queued = self._safely(self.store.queued_reasoners) or set()
             sizes = {
                 (str(r["reasoner_type"]), str(r["name"])): int(r["size"])
                 for r in self._safely(self.store.list_reasoners) or []
@@ -376,7 +382,7 @@ class Worker:
             else:
                 run.executor.kill()
             run.done.set()
-            self._wake.set()
+            self.store.notifier.wake(self._wake_channel)  # a slot is free: claim now
 
     def _conclude(self, run: _Running, outcome: tuple[Any, ...]) -> None:
         kind = outcome[0]
