@@ -466,7 +466,9 @@ class Store:
                     .where(t.jobs.c.id == job_id, t.jobs.c.cancel_requested_by.is_(None))
                     .values(cancel_requested_by=by)
                 )
-            self._announce(conn, CANCEL_CHANNEL, channel_for_job(job_id), channel_for_events(job_id))
+            self._announce(
+                conn, CANCEL_CHANNEL, channel_for_job(job_id), channel_for_events(job_id)
+            )
         return state
 
     def claim(self, worker_id: str, wants: Mapping[tuple[str, str], int]) -> list[RowMapping]:
