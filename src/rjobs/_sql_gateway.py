@@ -33,7 +33,15 @@ from rjobs._models import (
     JobExpanded,
     Reasoner,
 )
-from rjobs.store.store import ListQuery, Store, StoreConflict, channel_for_events, channel_for_job
+from rjobs.store.store import (
+    ListQuery,
+    ReasonerMissing,
+    ReasonerSuspended,
+    Store,
+    StoreConflict,
+    channel_for_events,
+    channel_for_job,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +66,12 @@ def _store_errors() -> Iterator[None]:
         raise
     except StoreConflict as exc:
         raise JobInvalidRequestError(str(exc)) from exc
+    except ReasonerMissing as exc:
+        raise JobInvalidRequestError(
+            f"reasoner {exc} does not exist; create it first (rjobs reasoners create)"
+        ) from exc
+    except ReasonerSuspended as exc:
+        raise JobNotReadyError(f"reasoner {exc} is suspended: not ready to accept jobs") from exc
     except SQLAlchemyError as exc:
         raise JobServerError(f"store error: {type(exc).__name__}: {exc}") from exc
 
@@ -197,24 +211,6 @@ class SqlJobsGateway:
     def create_job(self, request: CreateRequest) -> Job:
         store = self._ready()
         with _store_errors():
-            reasoner = store.get_reasoner(request.reasoner_type, request.reasoner_name)
-            if reasoner is None:
-                if not self._auto_create:
-                    raise JobInvalidRequestError(
-                        f"reasoner {request.reasoner_type}/{request.reasoner_name} does not "
-                        "exist; create it first (rjobs reasoners create)"
-                    )
-                store.ensure_reasoner(
-                    request.reasoner_type,
-                    request.reasoner_name,
-                    created_by=self.principal.user,
-                    size=DEFAULT_REASONER_SIZE,
-                )
-            elif reasoner["state"] == "SUSPENDED":
-                raise JobNotReadyError(
-                    f"reasoner {request.reasoner_type}/{request.reasoner_name} is suspended: "
-                    "not ready to accept jobs"
-                )
             payload = request.payload
             is_logic = request.reasoner_type == "Logic"
             row = store.insert_job(
@@ -229,7 +225,8 @@ class SqlJobsGateway:
                     "read_only": bool(payload.get("readonly", True)) if is_logic else None,
                     "abort_detached": request.abort_detached,
                     "idempotency_key": request.idempotency_key,
-                }
+                },
+                create_reasoner_size=DEFAULT_REASONER_SIZE if self._auto_create else None,
             )
         logger.info(
             "job.created",

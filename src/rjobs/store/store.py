@@ -26,6 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -45,6 +47,14 @@ _HEAD = "0002"
 
 class StoreConflict(Exception):
     """A write that conflicts with existing rows (duplicate reasoner, idempotency key, ...)."""
+
+
+class ReasonerMissing(Exception):
+    """A job was created for a reasoner that does not exist."""
+
+
+class ReasonerSuspended(Exception):
+    """A job was created for a suspended reasoner."""
 
 
 @dataclass(frozen=True)
@@ -301,12 +311,6 @@ class Store:
         assert row is not None
         return row
 
-    def ensure_reasoner(self, reasoner_type: str, name: str, *, created_by: str, size: int) -> None:
-        if self.get_reasoner(reasoner_type, name) is not None:
-            return
-        with contextlib.suppress(StoreConflict):
-            self.create_reasoner(reasoner_type, name, size=size, settings={}, created_by=created_by)
-
     def get_reasoner(self, reasoner_type: str, name: str) -> RowMapping | None:
         query = t.reasoners.select().where(
             t.reasoners.c.reasoner_type == reasoner_type, t.reasoners.c.name == name
@@ -356,8 +360,16 @@ class Store:
 
     # -- jobs -----------------------------------------------------------------------------------
 
-    def insert_job(self, values: Mapping[str, Any]) -> RowMapping:
-        """Insert a queued job. With an idempotency key, an existing job of that key is returned."""
+    def insert_job(
+        self, values: Mapping[str, Any], *, create_reasoner_size: int | None = None
+    ) -> RowMapping:
+        """Queue a job, in one transaction with the check of its reasoner.
+
+        A missing reasoner raises :class:`ReasonerMissing`, unless ``create_reasoner_size`` is
+        given (the embedded backend), which creates it; a suspended one raises
+        :class:`ReasonerSuspended`. With an idempotency key, an existing job of that key is
+        returned.
+        """
         row = dict(values)
         row.setdefault("state", "PENDING")
         row.setdefault("abort_detached", False)
@@ -366,7 +378,8 @@ class Store:
         key = row.get("idempotency_key")
         try:
             with self._write() as conn:
-                row["created_on"] = self._now(conn)
+                self._check_reasoner(conn, row, create_reasoner_size)
+                row["created_on"] = self._now_value()
                 if row.get("abort_detached"):
                     row["last_polled_at"] = row["created_on"]
                 created = (
@@ -390,6 +403,37 @@ class Store:
                 ) from exc
             return existing
         return created
+
+    def _check_reasoner(
+        self, conn: Connection, row: Mapping[str, Any], create_size: int | None
+    ) -> None:
+        r = t.reasoners
+        where = (r.c.reasoner_type == row["reasoner_type"], r.c.name == row["reasoner_name"])
+        state = conn.execute(sa.select(r.c.state).where(*where)).scalar()
+        if state == "SUSPENDED":
+            raise ReasonerSuspended(f"{row['reasoner_type']}/{row['reasoner_name']}")
+        if state is not None:
+            return
+        if create_size is None:
+            raise ReasonerMissing(f"{row['reasoner_type']}/{row['reasoner_name']}")
+        insert = (
+            sqlite_insert(r) if self.dialect == "sqlite" else postgresql_insert(r)
+        ).on_conflict_do_nothing()
+        conn.execute(
+            insert.values(
+                reasoner_type=row["reasoner_type"],
+                name=row["reasoner_name"],
+                size=create_size,
+                state="READY",
+                settings="{}",
+                created_by=row["created_by"],
+                created_on=self._now_value(),
+            )
+        )
+
+    def _now_value(self) -> Any:
+        """The store clock as a value to write: the database's own clock on PostgreSQL."""
+        return utcnow() if self.dialect == "sqlite" else sa.func.clock_timestamp()
 
     def _job_by_key(self, created_by: str, key: str) -> RowMapping | None:
         query = t.jobs.select().where(

@@ -13,9 +13,9 @@ import ctypes
 import importlib
 import json
 import logging
-import os
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,7 +89,10 @@ class ChildContext:
             callback()
 
     def fire_interrupt(self) -> None:
+        """Run the interrupt callbacks, once."""
         with self._lock:
+            if self._fired:
+                return
             self._fired = True
             callbacks = list(self._callbacks)
         for callback in callbacks:
@@ -144,6 +147,11 @@ def child_main(conn: Connection, interrupt: Event, preload: Sequence[str]) -> No
         if module is not None:
             with contextlib.suppress(ImportError):
                 importlib.import_module(module)
+    current = _Current()
+    watcher = threading.Thread(
+        target=_watch_interrupts, args=(interrupt, current), name="rjobs-interrupt", daemon=True
+    )
+    watcher.start()
     while True:
         try:
             message = conn.recv()
@@ -152,23 +160,42 @@ def child_main(conn: Connection, interrupt: Event, preload: Sequence[str]) -> No
         if message[0] != "run":
             continue
         spec: JobSpec = message[1]
-        _run_one(conn, spec, interrupt)
+        _run_one(conn, spec, interrupt, current)
 
 
-def _run_one(conn: Connection, spec: JobSpec, interrupt: Event) -> None:
+class _Current:
+    """The job this process runs now, for the interrupt watcher."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ctx: ChildContext | None = None
+
+
+def _watch_interrupts(interrupt: Event, current: _Current) -> None:
+    """One thread per job process: relay the worker's interrupt to the running job's callbacks.
+
+    The worker sets the shared event to interrupt and clears it before sending the next job.
+    """
+    while True:
+        interrupt.wait()
+        with current.lock:
+            ctx = current.ctx
+        # still set: the interrupt is for the job running now, not one that ended meanwhile
+        # (the worker clears the event before it sends the next job)
+        if ctx is not None and interrupt.is_set():
+            ctx.fire_interrupt()
+        while interrupt.is_set():
+            time.sleep(0.01)
+
+
+def _run_one(conn: Connection, spec: JobSpec, interrupt: Event, current: _Current) -> None:
     from rjobs.engines import run_job
 
     ctx = ChildContext(conn, spec, interrupt)
-    finished = threading.Event()
-
-    def watch() -> None:
-        while not finished.is_set():
-            if interrupt.wait(0.05):
-                ctx.fire_interrupt()
-                return
-
-    watcher = threading.Thread(target=watch, name="rjobs-interrupt", daemon=True)
-    watcher.start()
+    with current.lock:
+        current.ctx = ctx
+    if interrupt.is_set():  # interrupted before the watcher saw this job
+        ctx.fire_interrupt()
     try:
         result = run_job(spec.reasoner_type, spec.payload, ctx)
         outcome: tuple[Any, ...] = ("done", result)
@@ -178,13 +205,11 @@ def _run_one(conn: Connection, spec: JobSpec, interrupt: Event) -> None:
         detail = "".join(traceback.format_exception(exc))
         outcome = ("crashed", f"{type(exc).__name__}: {exc}", detail)
     finally:
-        finished.set()
+        with current.lock:
+            current.ctx = None
     try:
         ctx._send(outcome)
     except (OSError, ValueError, TypeError) as exc:
         # the parent is gone, or the result cannot be pickled: report what we can
         with contextlib.suppress(OSError):
             ctx._send(("crashed", f"result could not be sent: {exc}", ""))
-    watcher.join(timeout=1)
-    if os.environ.get("RJOBS_CHILD_EXIT_AFTER_JOB"):
-        os._exit(0)
