@@ -143,3 +143,19 @@ def test_gc_and_db_upgrade(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert gc.returncode == 0 and "removed 0" in gc.stdout
     bad = rjobs(cli_env, "gc", "--older-than", "soon", "--store", url)
     assert bad.returncode == 2
+
+
+def test_database_commands_refuse_an_http_connection(cli_env: dict[str, str]) -> None:
+    env = dict(cli_env, RJOBS_BACKEND="http", RJOBS_BASE_URL="http://127.0.0.1:9")
+    for args in (["gc"], ["db", "upgrade"], ["tokens", "create", "carol"],
+                 ["worker", "--reasoner", "Prescriptive/default"]):  # fmt: skip
+        done = rjobs(env, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "http backend" in done.stderr and "--store" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_incomplete_backend_settings_are_a_clean_usage_error(cli_env: dict[str, str]) -> None:
+    done = rjobs(dict(cli_env, RJOBS_BACKEND="sql"), "reasoners", "list")
+    assert done.returncode == 2 and "database_url" in done.stderr
+    assert "Traceback" not in done.stderr

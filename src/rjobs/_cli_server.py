@@ -33,10 +33,9 @@ def _config(ctx: typer.Context, store: str | None) -> Config:
 
     connection = ctx.find_root().params.get("connection")
     try:
-        config = Config.load(connection)
+        return Config.load(connection).with_store(store)
     except JobError as exc:
         raise _fail(str(exc)) from exc
-    return config.replace(database_url=store) if store else config
 
 
 def serve(

@@ -81,9 +81,14 @@ def wait_for_job(
                 )
             return job
         if time.monotonic() >= deadline:
+            hint = (
+                f"; no worker has claimed it yet: is one serving {reasoner_type}/{job.name}?"
+                if last_state == "PENDING"
+                else ""
+            )
             raise JobTimeoutError(
                 f"{reasoner_type} job {job_id!r} did not finish within {timeout_s:g} s "
-                f"(last state {last_state})"
+                f"(last state {last_state}{hint})"
             )
 
 

@@ -84,6 +84,19 @@ class Config:
     def artifact_dir(self) -> Path:
         return self.data_dir / "artifacts"
 
+    def with_store(self, store: str | None) -> Config:
+        """The configuration of a command that works on the database itself (worker, serve, gc,
+        tokens, db upgrade): ``store`` overrides the URL; an http connection has no database."""
+        if store:
+            return self.replace(database_url=store)
+        if self.backend == "http":
+            name = f"connection {self.connection_name!r}" if self.connection_name else "this"
+            raise JobInvalidRequestError(
+                f"{name} uses the http backend, which has no database here; pass --store URL "
+                "(or use a connection with backend sql or embedded)"
+            )
+        return self
+
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes``; their source is recorded as ``code``."""
         sources = changes.pop("sources", None) or {

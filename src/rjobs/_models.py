@@ -150,9 +150,10 @@ def normalize_reasoner_type(value: object) -> str:
         label = _TYPE_ALIASES.get(value.strip().lower())
         if label is not None:
             return label
-    accepted = ", ".join([*REASONER_TYPES, *INTERNAL_ALIASES.values()])
+    aliases = ", ".join(INTERNAL_ALIASES.values())
     raise JobInvalidRequestError(
-        f"unknown reasoner type {value!r}; accepted (case-insensitive): {accepted}"
+        f"unknown reasoner type {value!r}; accepted: {', '.join(REASONER_TYPES)} "
+        f"(or the aliases {aliases}; any case)"
     )
 
 

@@ -65,7 +65,10 @@ def _main(
 
 
 def _client() -> rjobs.ClientSync:
-    return rjobs.connect_sync(connection_name=_state["connection"])
+    try:
+        return rjobs.connect_sync(connection_name=_state["connection"])
+    except JobError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -169,8 +172,13 @@ def _job_table(job: Job) -> Table:
             continue
         if isinstance(value, datetime):
             value = value.isoformat()
+        if key == "details" and isinstance(value, dict):
+            # the payload can be a whole model: show its size; the result is what readers want
+            payload = json.dumps(_jsonable(value.get("payload")))
+            value = {**value, "payload": f"({len(payload)} bytes; --json shows it)"}
         if isinstance(value, dict | list):
-            value = json.dumps(_jsonable(value), indent=1)[:2000]
+            text = json.dumps(_jsonable(value), indent=1)
+            value = text if len(text) <= 4000 else text[:4000] + "\n... (--json shows all)"
         table.add_row(f"[bold]{key}[/bold]", str(value))
     return table
 
@@ -343,7 +351,9 @@ def query(
             out.print(f"{result['rows_changed']} row(s) changed")
         _print_problems(job)
         if job.state != "COMPLETED":
-            err.print(f"[red]{job.state}[/red] {job.abort_reason or ''}", highlight=False)
+            said = {p["message"] for p in getattr(job, "problems", None) or []}
+            reason = "" if job.abort_reason in said else job.abort_reason or ""
+            err.print(f"[red]{job.state}[/red] {reason}", highlight=False)
     raise typer.Exit(_exit_code(job))
 
 
@@ -352,7 +362,7 @@ def _print_problems(job: Job) -> None:
         where = ", ".join(
             f"{key} {problem[key]}" for key in ("statement", "line", "column") if problem.get(key)
         )
-        where = f" ({where})" if where else ""
+        where = f" ({where})" if where and f"({where})" not in problem["message"] else ""
         out.print(
             f"[yellow]{problem['severity']}[/yellow] {problem['message']}{where}", highlight=False
         )
@@ -391,7 +401,9 @@ def jobs_create(
     def go() -> Job:
         with _client() as client:
             op = client.jobs.create(reasoner_type, reasoner_name, body, timeout_mins=timeout_mins)
-            if not wait:
+            if wait:
+                err.print(f"job [bold]{op.id}[/bold] queued; Ctrl-C stops waiting, not the job")
+            else:
                 job = client.jobs.get(reasoner_type, op.id)
                 assert job is not None
                 return job
@@ -461,7 +473,9 @@ def jobs_list(
     if json_out:
         _print_json(jobs)
         return
-    table = Table("id", "type", "name", "state", "created_on", "duration", "reason")
+    table = Table("type", "name", "state", "created_on", "duration", "reason")
+    table.add_column("id", no_wrap=True, min_width=26)
+    table.columns.insert(0, table.columns.pop())
     for job in jobs:
         table.add_row(
             job.id,
@@ -637,10 +651,10 @@ def reasoners_resume(spec: Annotated[str, typer.Argument(help="TYPE/NAME")]) -> 
 
 
 def _store_config(store: str | None) -> rjobs.Config:
-    config = rjobs.Config.load(_state["connection"])
-    if store:
-        config = config.replace(database_url=store)
-    return config
+    try:
+        return rjobs.Config.load(_state["connection"]).with_store(store)
+    except JobError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -721,7 +735,10 @@ def gc(
     db.upgrade()
     removed = db.gc(age)
     db.close()
-    out.print(f"removed {removed} finished job(s) older than {older_than}")
+    out.print(
+        f"removed {removed} finished job(s) older than {older_than} "
+        f"from {redact_url(config.store_url)}"
+    )
 
 
 @config_app.command("show")
@@ -737,6 +754,8 @@ def config_show(json_out: JsonOpt = False) -> None:
             value = "(set)" if value else None
         elif f.name in ("database_url", "base_url"):
             value = redact_url(value)
+        if isinstance(value, tuple):
+            value = [str(v) for v in value]
         rows[f.name] = {
             "value": _jsonable(str(value) if isinstance(value, Path) else value),
             "source": config.sources.get(f.name, "default"),

@@ -176,7 +176,7 @@ def test_read_only_transaction_cannot_write(job: Job) -> None:
     [problem] = failure.problems
     assert problem.code == "read_only_violation"
     assert (problem.statement, problem.line, problem.column) == (3, 3, 3)
-    assert "statement 3" in problem.message and "readonly=false" in problem.message
+    assert "statement 3" in problem.message and "readonly false" in problem.message
     assert job.rows("ro", "SELECT count(*) FROM t") == [[0]]
 
 

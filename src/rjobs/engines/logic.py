@@ -284,8 +284,8 @@ def _statement_failure(
     if readonly and _is_read_only_error(exc):
         message = (
             f"statement {statement.index} (line {statement.line}) writes to the database, but "
-            f"the transaction is read-only; run it with readonly=false "
-            f"({parse_error(exc).text})"
+            "the transaction is read-only; make it a write transaction "
+            f"(readonly false; --write on the command line) ({parse_error(exc).text})"
         )
         problem = ProblemInfo(
             "error",

@@ -676,8 +676,11 @@ def _predict_task(request: Request, ctx: EngineContext) -> dict[str, Any]:
     except EngineFailure:
         raise
     except Exception as exc:  # the store's context has its own not-found errors
+        logger.info("predict.model_unreadable", extra={"job_id": job_id, "error": str(exc)})
         raise failure(
-            "model_not_found", f"job {job_id!r} has no readable model.skops: {exc}"
+            "model_not_found",
+            f"job {job_id!r} has no model: model_from_job must name a completed Predictive "
+            "train or evaluate job",
         ) from exc
     bundle = load_model(raw)
     features: list[str] = list(bundle["features"])
