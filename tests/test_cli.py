@@ -138,7 +138,7 @@ def test_reasoners_and_config_commands(cli_env: dict[str, str]) -> None:
 def test_gc_and_db_upgrade(cli_env: dict[str, str], tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'gc.sqlite3'}"
     up = rjobs(cli_env, "db", "upgrade", "--store", url)
-    assert up.returncode == 0 and "0002" in up.stdout
+    assert up.returncode == 0 and "0003" in up.stdout
     gc = rjobs(cli_env, "gc", "--older-than", "0s", "--store", url)
     assert gc.returncode == 0 and "removed 0" in gc.stdout
     bad = rjobs(cli_env, "gc", "--older-than", "soon", "--store", url)

@@ -23,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    func,
+    text,
 )
 
 
@@ -103,6 +105,24 @@ Index(
     jobs.c.id,
 )
 Index("ix_jobs_finished", jobs.c.finished_at)  # gc and metrics
+# list by reasoner name, matched case-insensitively
+Index(
+    "ix_jobs_creator_name",
+    jobs.c.created_by,
+    func.lower(jobs.c.reasoner_name),
+    jobs.c.created_on,
+    jobs.c.id,
+)
+# only_active: a small partial index of the active jobs; queries spell its condition literally
+ACTIVE_CONDITION = text("state IN ('CREATED', 'PENDING', 'RUNNING')")
+Index(
+    "ix_jobs_active",
+    jobs.c.created_by,
+    jobs.c.created_on,
+    jobs.c.id,
+    sqlite_where=ACTIVE_CONDITION,
+    postgresql_where=ACTIVE_CONDITION,
+)
 Index("ix_jobs_worker_state", jobs.c.worker_id, jobs.c.state)
 Index("ix_jobs_idempotency", jobs.c.created_by, jobs.c.idempotency_key, unique=True)
 

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 _ACTIVE = tuple(sorted(ACTIVE_STATES))
 _PENDING = "rjobs_notify"  # connection.info key of channels to notify after commit
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_HEAD = "0002"
+_HEAD = "0003"
 
 
 class StoreConflict(Exception):
@@ -466,7 +466,9 @@ class Store:
         if query.created_by is not None:
             stmt = stmt.where(c.created_by == query.created_by)
         if query.only_active:
-            stmt = stmt.where(c.state.in_(_ACTIVE))
+            # literal, not bound: the partial index ix_jobs_active applies only then
+            assert set(_ACTIVE) == {"CREATED", "PENDING", "RUNNING"}
+            stmt = stmt.where(t.ACTIVE_CONDITION)
         stmt = stmt.order_by(c.created_on.desc(), c.id.desc())
         if query.offset:
             stmt = stmt.offset(query.offset)
