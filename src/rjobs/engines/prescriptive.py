@@ -172,7 +172,10 @@ def _parse_payload(payload: Mapping[str, Any], ctx: EngineContext) -> _Request:
         _fail("invalid_payload", "payload must be an object with model, options and values")
     unknown = sorted(set(payload) - set(_PAYLOAD_KEYS))
     if unknown:
-        _fail("invalid_payload", f"unknown payload keys {unknown}; allowed: {list(_PAYLOAD_KEYS)}")
+        _fail(
+            "invalid_payload",
+            f"unknown payload keys {unknown}; allowed: {list(_PAYLOAD_KEYS)} (or a probe payload)",
+        )
     values = payload.get("values", "all")
     if values not in _VALUES_MODES:
         _fail("invalid_payload", f"values must be one of {list(_VALUES_MODES)}, not {values!r}")
