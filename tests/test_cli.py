@@ -159,3 +159,9 @@ def test_incomplete_backend_settings_are_a_clean_usage_error(cli_env: dict[str, 
     done = rjobs(dict(cli_env, RJOBS_BACKEND="sql"), "reasoners", "list")
     assert done.returncode == 2 and "database_url" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_gc_refuses_a_negative_age(cli_env: dict[str, str], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gc2.sqlite3'}"
+    done = rjobs(cli_env, "gc", "--older-than", "-5d", "--store", url)
+    assert done.returncode == 2 and "zero or more" in done.stderr

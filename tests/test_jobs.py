@@ -38,7 +38,12 @@ def test_completed_job_has_duration_and_result(client: rjobs.ClientSync) -> None
     full = client.jobs.get(T, op.id, include={"details": True, "events": True, "raw": True})
     assert isinstance(full, rjobs.JobExpanded)
     assert full.details is not None
-    assert full.details["result"] == {"probe": True, "slept_s": 0.3, "events": 3}
+    assert full.details["result"] == {
+        "probe": True,
+        "slept_s": 0.3,
+        "events": 3,
+        "interrupted": False,
+    }
     assert full.details["payload"] == probe(sleep_s=0.3, events=3)
     assert full.details["started_at"] is not None
     assert [e["seq"] for e in full.events or []] == [1, 2, 3]

@@ -65,6 +65,10 @@ class Config:
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.data_dir, Path):  # accept a str, as people will pass one
+            object.__setattr__(self, "data_dir", Path(str(self.data_dir)).expanduser())
+        roots = tuple(Path(str(r)).expanduser() for r in self.data_roots)
+        object.__setattr__(self, "data_roots", roots)
         if self.backend not in BACKENDS:
             raise JobInvalidRequestError(
                 f"unknown backend {self.backend!r}; backends are: {', '.join(BACKENDS)}"

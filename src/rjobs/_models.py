@@ -163,18 +163,34 @@ def normalize_state(value: object) -> str:
     raise JobInvalidRequestError(f"unknown state {value!r}; states are: {', '.join(STATES)}")
 
 
+def _encodable(value: str) -> bool:
+    """Text every store can hold: valid UTF-8 (no lone surrogates) and no NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 def check_job_id(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise JobInvalidRequestError(f"job_id must be a non-empty string, got {value!r}")
-    if len(value) > 200 or "\x00" in value:
-        raise JobInvalidRequestError("job_id must be at most 200 characters, without NUL")
+    if len(value) > 200 or not _encodable(value):
+        raise JobInvalidRequestError(
+            "job_id must be at most 200 characters of valid text (no NUL, no lone surrogates)"
+        )
     return value
 
 
 def check_reasoner_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise JobInvalidRequestError(f"reasoner_name must be a non-empty string, got {value!r}")
-    if len(value) > 100 or any(c in value for c in "/\\\x00") or value != value.strip():
+    if (
+        len(value) > 100
+        or any(c in value for c in "/\\")
+        or not _encodable(value)
+        or value != value.strip()
+    ):
         raise JobInvalidRequestError(
             f"invalid reasoner_name {value!r}: at most 100 characters, no slashes, NUL "
             "or surrounding spaces"
@@ -188,6 +204,8 @@ def check_payload(value: object) -> str:
         raise JobInvalidRequestError(
             f"payload must be a dict (a JSON object), got {type(value).__name__}"
         )
+    if _depth(value, _MAX_DEPTH + 1) > _MAX_DEPTH:
+        raise JobInvalidRequestError(f"payload nests deeper than {_MAX_DEPTH} levels")
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError) as exc:
@@ -200,11 +218,25 @@ def check_payload(value: object) -> str:
     return text
 
 
+_MAX_MINUTES = 366 * 24 * 60
+_MAX_DEPTH = 100
+
+
+def _depth(value: object, limit: int) -> int:
+    """Nesting depth of a JSON value, counting no further than ``limit``."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(item, limit - 1) for item in items), default=0)
+
+
 def check_timeout_mins(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise JobInvalidRequestError(f"timeout_mins must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _MAX_MINUTES:
+        raise JobInvalidRequestError(
+            f"timeout_mins must be an integer from 1 to {_MAX_MINUTES} (a year), got {value!r}"
+        )
     return value
 
 
@@ -259,8 +291,10 @@ def check_text(name: str, value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise JobInvalidRequestError(f"{name} must be a string or None, got {value!r}")
-    if "\x00" in value or len(value) > 1000:
-        raise JobInvalidRequestError(f"{name} must not contain NUL and be at most 1000 characters")
+    if not _encodable(value) or len(value) > 1000:
+        raise JobInvalidRequestError(
+            f"{name} must be at most 1000 characters of valid text (no NUL, no lone surrogates)"
+        )
     return value
 
 

@@ -104,6 +104,6 @@ def cancel_request(reasoner_type: str, job_id: str, all_users: bool) -> tuple[st
 
 def artifact_request(reasoner_type: str, job_id: str, name: str) -> tuple[str, str, str]:
     label, job_id = job_ref(reasoner_type, job_id)
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name or check_text("artifact name", name) is None:
         raise JobInvalidRequestError("artifact name must be a non-empty string")
     return label, job_id, name

@@ -85,17 +85,19 @@ def decode_token(token: str, job_id: str, stream: str) -> int:
     """The last sequence number a continuation token points after (0 for an empty token)."""
     if token == "":
         return 0
+    if len(token) > 1000:
+        raise JobInvalidRequestError("malformed continuation token: longer than any token given")
     try:
         padded = token + "=" * (-len(token) % 4)
         tok_job, tok_stream, seq = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise JobInvalidRequestError(f"malformed continuation token {token!r}") from exc
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise JobInvalidRequestError(f"malformed continuation token {token[:100]!r}") from exc
     if tok_job != job_id or tok_stream != stream:
         raise JobInvalidRequestError(
             f"continuation token belongs to another job or stream (job {tok_job!r}, "
             f"stream {tok_stream!r}), not job {job_id!r} stream {stream!r}"
         )
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**62:
         raise JobInvalidRequestError(f"malformed continuation token {token!r}")
     return seq
 
@@ -182,7 +184,7 @@ class SqlJobsGateway:
     ENSURE_EVERY_S = 2.0
     # one wait call blocks at most this long: each call records a client poll, which keeps an
     # abort-detached transaction alive, so a long poll interval must not look like a vanished client
-    MAX_WAIT_S = 5.0
+    MAX_WAIT_S = 1.0
 
     def __init__(
         self,

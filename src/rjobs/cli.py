@@ -716,9 +716,12 @@ def db_upgrade(
 def _parse_age(text: str) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        seconds = float(text[:-1]) * units[text[-1]]
     except (KeyError, ValueError, IndexError):
         _fail(f"cannot read age {text!r}: use a number and a unit s, m, h or d (e.g. 30d)")
+    if not 0 <= seconds < 1e11:  # also refuses nan and inf
+        _fail(f"age {text!r} must be zero or more (e.g. 30d)")
+    return timedelta(seconds=seconds)
 
 
 @app.command()

@@ -56,7 +56,12 @@ def test_created_job_is_read_back_with_public_labels_and_expansions(api: Api) ->
     assert isinstance(full, rjobs.JobExpanded)
     assert full.details is not None
     assert full.details["payload"] == probe(sleep_s=0.2, events=3)
-    assert full.details["result"] == {"probe": True, "slept_s": 0.2, "events": 3}
+    assert full.details["result"] == {
+        "probe": True,
+        "slept_s": 0.2,
+        "events": 3,
+        "interrupted": False,
+    }
     assert full.details["started_at"].tzinfo is not None
     assert full.details["timeout_ms"] is None
     assert [e["seq"] for e in full.events or []] == [1, 2, 3]

@@ -57,7 +57,12 @@ def run_probe(payload: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
     _sleep_until(start + float(sleep_s), stopped)
     if fail:
         raise EngineFailure(fail)
-    return {"probe": True, "slept_s": float(sleep_s), "events": written}
+    return {
+        "probe": True,
+        "slept_s": float(sleep_s),
+        "events": written,
+        "interrupted": stopped(),
+    }
 
 
 def _sleep_until(moment: float, stopped: Any) -> None:

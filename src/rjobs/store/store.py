@@ -394,10 +394,8 @@ class Store:
             existing = self._job_by_key(row["created_by"], key)
             if existing is None:
                 raise
-            if existing["payload"] != row["payload"] or (
-                existing["reasoner_type"],
-                existing["reasoner_name"],
-            ) != (row["reasoner_type"], row["reasoner_name"]):
+            same = ("payload", "reasoner_type", "reasoner_name", "timeout_ms", "abort_detached")
+            if any(existing[k] != row.get(k) for k in same):
                 raise StoreConflict(
                     "idempotency key was already used for a different request"
                 ) from exc
@@ -786,7 +784,7 @@ class Store:
                 for r in conn.execute(query)
             ]
 
-    def reap(self, lease_s: float) -> list[str]:
+    def reap(self, lease_s: float, *, exclude: str | None = None) -> list[str]:
         """Abort the running jobs of workers whose lease expired, and forget those workers.
 
         Safe to run in every process at once: each abort is a conditional update.
@@ -797,7 +795,9 @@ class Store:
             lost = [
                 str(r[0])
                 for r in conn.execute(
-                    sa.select(t.workers.c.id).where(t.workers.c.heartbeat_at < cutoff)
+                    sa.select(t.workers.c.id).where(
+                        t.workers.c.heartbeat_at < cutoff, t.workers.c.id != (exclude or "")
+                    )
                 )
             ]
             if lost:
@@ -892,6 +892,8 @@ class Store:
         """Delete finished jobs older than ``older_than`` with their events, problems, artifacts."""
         import shutil
 
+        if older_than < timedelta(0):
+            raise ValueError("gc needs an age of zero or more")
         cutoff = self.now() - older_than
         c = t.jobs.c
         removed = 0

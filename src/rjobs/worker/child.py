@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,34 @@ from rjobs.engines.base import (
 
 logger = logging.getLogger(__name__)
 
+_POLL_S = 0.02  # how often a job process looks at its interrupt flag
+
 ENGINE_MODULES = {
     "Prescriptive": "rjobs.engines.prescriptive",
     "Logic": "rjobs.engines.logic",
     "Predictive": "rjobs.engines.predictive",
 }
+
+
+class InterruptFlag:
+    """A flag shared with one job process, set by the worker to interrupt the running job.
+
+    A plain shared integer, not a multiprocessing Event: setting an Event waits for the threads
+    sleeping on it to wake, which never happens in a stopped or dying process, and would hang
+    the worker. Here setting never blocks; the job process polls.
+    """
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self._value = ctx.RawValue(ctypes.c_int, 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def clear(self) -> None:
+        self._value.value = 0
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
 
 
 @dataclass(frozen=True)
@@ -52,12 +75,15 @@ class JobSpec:
     artifact_dir: Path
     data_dir: Path
     data_roots: tuple[Path, ...]
+    # earlier jobs whose artifacts this job may read (model_from_job), checked by the worker:
+    # they exist and belong to the same user
+    readable_jobs: frozenset[str] = frozenset()
 
 
 class ChildContext:
     """The :class:`rjobs.engines.base.EngineContext` of a job process: forwards to the parent."""
 
-    def __init__(self, conn: Connection, spec: JobSpec, interrupt: Event) -> None:
+    def __init__(self, conn: Connection, spec: JobSpec, interrupt: InterruptFlag) -> None:
         self._conn = conn
         self._spec = spec
         self._interrupt = interrupt
@@ -115,6 +141,9 @@ class ChildContext:
         return info
 
     def read_artifact(self, job_id: str, name: str) -> bytes:
+        if job_id not in self._spec.readable_jobs:
+            # unknown, someone else's, or not a job id at all (a path): nothing to read
+            raise FileNotFoundError(f"no readable job {job_id!r}")
         return read_artifact_file(self._spec.artifact_dir / job_id, name)
 
     def problem(
@@ -137,7 +166,7 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def child_main(conn: Connection, interrupt: Event, preload: Sequence[str]) -> None:
+def child_main(conn: Connection, interrupt: InterruptFlag, preload: Sequence[str]) -> None:
     """Entry point of a job process: serve jobs until the pipe closes."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides; Ctrl-C goes to it
@@ -171,13 +200,14 @@ class _Current:
         self.ctx: ChildContext | None = None
 
 
-def _watch_interrupts(interrupt: Event, current: _Current) -> None:
+def _watch_interrupts(interrupt: InterruptFlag, current: _Current) -> None:
     """One thread per job process: relay the worker's interrupt to the running job's callbacks.
 
     The worker sets the shared event to interrupt and clears it before sending the next job.
     """
     while True:
-        interrupt.wait()
+        while not interrupt.is_set():
+            time.sleep(_POLL_S)
         with current.lock:
             ctx = current.ctx
         # still set: the interrupt is for the job running now, not one that ended meanwhile
@@ -185,10 +215,10 @@ def _watch_interrupts(interrupt: Event, current: _Current) -> None:
         if ctx is not None and interrupt.is_set():
             ctx.fire_interrupt()
         while interrupt.is_set():
-            time.sleep(0.01)
+            time.sleep(_POLL_S)
 
 
-def _run_one(conn: Connection, spec: JobSpec, interrupt: Event, current: _Current) -> None:
+def _run_one(conn: Connection, spec: JobSpec, interrupt: InterruptFlag, current: _Current) -> None:
     from rjobs.engines import run_job
 
     ctx = ChildContext(conn, spec, interrupt)

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -57,12 +58,20 @@ def supervisor_running(data_dir: Path) -> bool:
     return False
 
 
+_recent_starts: dict[Path, float] = {}
+_START_SETTLE_S = 5.0  # a new supervisor takes its lock within this (imports, then flock)
+
+
 def ensure_supervisor(config: Config) -> None:
     """Start the data directory's supervisor unless one runs already."""
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     if supervisor_running(data_dir):
         return
+    started = _recent_starts.get(data_dir)
+    if started is not None and time.monotonic() - started < _START_SETTLE_S:
+        return  # ours is still starting: a burst of creates must not start one each
+    _recent_starts[data_dir] = time.monotonic()
     args = [
         sys.executable,
         "-m",
@@ -86,6 +95,7 @@ def ensure_supervisor(config: Config) -> None:
             stderr=log,
             start_new_session=True,  # not killed with the terminal or the client's process group
             close_fds=True,
+            cwd=data_dir,  # never the client's directory: its modules would shadow the stdlib
         )
     # reap it when it exits, so a long-lived client collects no zombies
     threading.Thread(target=proc.wait, name="rjobs-reap-supervisor", daemon=True).start()

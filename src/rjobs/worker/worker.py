@@ -29,17 +29,16 @@ from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
-from rjobs._models import CLIENT_DISCONNECTED, TIMEOUT_EXCEEDED
+from rjobs._models import CLIENT_DISCONNECTED, REASONER_LOST, TIMEOUT_EXCEEDED
 from rjobs.engines.base import ArtifactInfo, ProblemInfo
 from rjobs.store.store import CANCEL_CHANNEL, QUEUE_CHANNEL, Store
-from rjobs.worker.child import JobSpec, child_main
+from rjobs.worker.child import InterruptFlag, JobSpec, child_main
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class _Executor:
 
     def __init__(self, ctx: BaseContext, preload: tuple[str, ...]) -> None:
         parent_conn, child_conn = ctx.Pipe()
-        self.interrupt: MpEvent = ctx.Event()
+        self.interrupt = InterruptFlag(ctx)
         self.conn: Connection = parent_conn
         self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
             target=child_main,
@@ -154,11 +153,20 @@ class Worker:
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now - last_reap >= self.settings.heartbeat_s:
-                    self._safely(self.store.reap, self.settings.lease_s)
-                    last_reap = now
-                self._check_running()
-                self._claim()
+                try:
+                    if now - last_reap >= self.settings.heartbeat_s:
+                        # renew our own lease first: after a pause (a suspended laptop) we must
+                        # not find ourselves silent and reap our own jobs
+                        self.store.heartbeat(self.id)
+                        self.store.reap(self.settings.lease_s, exclude=self.id)
+                        last_reap = now
+                    self._check_running()
+                    self._claim()
+                except SQLAlchemyError:
+                    # the database is away: keep the jobs we run, retry after a pause
+                    logger.warning("worker.store_unavailable", extra={"worker": self.id})
+                    self._stop.wait(0.5)
+                    continue
                 if self._running:
                     idle_since = now
                 elif (
@@ -281,6 +289,7 @@ class Worker:
             artifact_dir=self.store.artifact_dir,
             data_dir=self.settings.data_dir,
             data_roots=self.settings.data_roots,
+            readable_jobs=self._readable_jobs(row, payload),
         )
         logger.info("job.claimed", extra={"job_id": job_id, "reasoner": f"{key[0]}/{key[1]}"})
         thread = threading.Thread(
@@ -288,14 +297,27 @@ class Worker:
         )
         thread.start()
 
+    def _readable_jobs(self, row: RowMapping, payload: Any) -> frozenset[str]:
+        """The earlier job a payload names (``model_from_job``), if it is the same user's."""
+        ref = payload.get("model_from_job") if isinstance(payload, dict) else None
+        if not isinstance(ref, str):
+            return frozenset()
+        earlier = self._safely(self.store.get_job, ref) if 0 < len(ref) <= 200 else None
+        if earlier is None or earlier["created_by"] != row["created_by"]:
+            return frozenset()
+        return frozenset({ref})
+
     # -- watching running jobs ------------------------------------------------------------------
 
-    def _interrupt(self, run: _Running, state: str, reason: str) -> None:
+    def _interrupt(
+        self, run: _Running, state: str, reason: str, *, grace_s: float | None = None
+    ) -> None:
         with self._lock:
             if run.interrupt is not None:
                 return
             run.interrupt = (state, reason)
-            run.kill_at = time.monotonic() + self.settings.kill_grace_s
+            grace = self.settings.kill_grace_s if grace_s is None else grace_s
+            run.kill_at = time.monotonic() + grace
         run.executor.interrupt.set()
         logger.info("job.interrupting", extra={"job_id": run.job_id, "reason": reason})
 
@@ -309,9 +331,15 @@ class Worker:
         for run in self._running.values():
             if run.deadline is not None and now >= run.deadline:
                 self._interrupt(run, "ABORTED", TIMEOUT_EXCEEDED)
-        checks = self._safely(self.store.running_checks, self.id) or []
+        checks = self.store.running_checks(self.id)
         wall_now = self.store.now()
         grace = timedelta(seconds=self.settings.detach_grace_s)
+        still_ours = {check.id for check in checks}
+        for run in self._running.values():
+            if run.job_id not in still_ours and not run.done.is_set():
+                # reaped (our lease lapsed) or ended by someone else: its result would be
+                # refused, so stop the work at once rather than let it commit anything more
+                self._interrupt(run, "ABORTED", REASONER_LOST, grace_s=0.0)
         for check in checks:
             watched = self._running.get(check.id)
             if watched is None:
@@ -344,7 +372,7 @@ class Worker:
                     break
                 if not run.executor.conn.poll(_FLUSH_S):
                     if not run.executor.alive():
-                        outcome = ("died", run.executor.process.exitcode)
+                        outcome = ("died", _exit_code(run.executor))
                         break
                     flush()
                     last_flush = time.monotonic()
@@ -370,7 +398,11 @@ class Worker:
                     outcome = message
                     break
         except (EOFError, OSError):
-            outcome = ("died", run.executor.process.exitcode)
+            outcome = ("died", _exit_code(run.executor))
+        except Exception as exc:  # e.g. a payload that cannot be pickled: the job fails, loudly
+            logger.exception("job.runner_failed", extra={"job_id": run.job_id})
+            outcome = ("crashed", f"{type(exc).__name__}: {exc}", "")
+            run.executor.kill()
         flush()
         try:
             self._conclude(run, outcome)
@@ -387,7 +419,7 @@ class Worker:
     def _conclude(self, run: _Running, outcome: tuple[Any, ...]) -> None:
         kind = outcome[0]
         result: dict[str, Any] | None = outcome[1] if kind == "done" else None
-        if run.interrupt is not None:
+        if run.interrupt is not None and not (kind == "done" and not _was_interrupted(result)):
             state, reason = run.interrupt
         elif kind == "done":
             state, reason = "COMPLETED", None
@@ -442,6 +474,18 @@ class Worker:
                 abort_reason=f"result could not be stored: {exc}",
                 worker_id=self.id,
             )
+
+
+def _was_interrupted(result: dict[str, Any] | None) -> bool:
+    """Whether an engine's result says it stopped early (else its work was done and stands)."""
+    if not isinstance(result, dict):
+        return True
+    return result.get("interrupted") is True or result.get("status") == "interrupted"
+
+
+def _exit_code(executor: _Executor) -> int | None:
+    executor.process.join(timeout=0.5)
+    return executor.process.exitcode
 
 
 def _older(moment: datetime | None, now: datetime, grace: timedelta) -> bool:
