@@ -620,31 +620,30 @@ def reasoners_create(
     out.print(f"created {r.reasoner_type}/{r.name} (size {r.size})")
 
 
+def _reasoner_action(spec: str, action: str, done: str) -> None:
+    """Run ``client.reasoners.<action>(type, name)`` and say what was done."""
+    reasoner_type, name = _split_reasoner(spec)
+    with _client() as client:
+        _run(lambda: getattr(client.reasoners, action)(reasoner_type, name))
+    out.print(f"{done} {reasoner_type}/{name}")
+
+
 @reasoners_app.command("delete")
 def reasoners_delete(spec: Annotated[str, typer.Argument(help="TYPE/NAME")]) -> None:
     """Delete a reasoner without active jobs."""
-    reasoner_type, name = _split_reasoner(spec)
-    with _client() as client:
-        _run(lambda: client.reasoners.delete(reasoner_type, name))
-    out.print(f"deleted {reasoner_type}/{name}")
+    _reasoner_action(spec, "delete", "deleted")
 
 
 @reasoners_app.command("suspend")
 def reasoners_suspend(spec: Annotated[str, typer.Argument(help="TYPE/NAME")]) -> None:
     """Stop accepting new jobs."""
-    reasoner_type, name = _split_reasoner(spec)
-    with _client() as client:
-        _run(lambda: client.reasoners.suspend(reasoner_type, name))
-    out.print(f"suspended {reasoner_type}/{name}")
+    _reasoner_action(spec, "suspend", "suspended")
 
 
 @reasoners_app.command("resume")
 def reasoners_resume(spec: Annotated[str, typer.Argument(help="TYPE/NAME")]) -> None:
     """Accept jobs again."""
-    reasoner_type, name = _split_reasoner(spec)
-    with _client() as client:
-        _run(lambda: client.reasoners.resume(reasoner_type, name))
-    out.print(f"resumed {reasoner_type}/{name}")
+    _reasoner_action(spec, "resume", "resumed")
 
 
 # -- processes and maintenance -------------------------------------------------------------------
