@@ -55,6 +55,7 @@ from sqlalchemy import event as sa_event
 
 import rjobs
 from rjobs._client import current_user
+from rjobs._ids import encode_base32
 from rjobs.store.store import Store
 
 TARGET_MS = 50.0
@@ -100,20 +101,13 @@ REASONS = {
 STUCK_REASONER = ("Prescriptive", "nightly")
 RECENT_ACTIVE = 2000
 STUCK_PENDING = 100
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # rjobs._ids: Crockford base32, lower case
-
-
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
 
 
 def job_id(moment: datetime, rng: random.Random) -> str:
     """An id like rjobs's own: 48 bits of milliseconds, then 80 random bits."""
-    return _encode(int(moment.timestamp() * 1000), 10) + _encode(rng.getrandbits(80), 16)
+    return encode_base32(int(moment.timestamp() * 1000), 10) + encode_base32(
+        rng.getrandbits(80), 16
+    )
 
 
 def generate_rows(

@@ -18,16 +18,14 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rjobs._client import settled
 from rjobs._errors import (
-    JobClientDisconnectedError,
     JobInvalidRequestError,
     JobNotFoundError,
     JobNotReadyError,
-    JobTimeoutError,
 )
 from rjobs._gateway import CreateRequest, JobsGatewaySync, ListRequest, ReasonersGatewaySync
 from rjobs._models import (
-    CLIENT_DISCONNECTED,
     Job,
     JobEvents,
     JobIncludeDict,
@@ -203,19 +201,9 @@ async def wait_for_job(
             include,
             keepalive=keepalive,
         )
-        if job is None:
-            raise JobNotFoundError(f"{reasoner_type} job {job_id!r} not found")
-        if job.is_terminal:
-            if job.state == "ABORTED" and job.abort_reason == CLIENT_DISCONNECTED:
-                raise JobClientDisconnectedError(
-                    f"{reasoner_type} transaction {job_id!r} was aborted: its client disconnected"
-                )
-            return job
-        if time.monotonic() >= deadline:
-            raise JobTimeoutError(
-                f"{reasoner_type} job {job_id!r} did not finish within {timeout_s:g} s "
-                f"(last state {job.state})"
-            )
+        final = settled(job, reasoner_type, job_id, timeout_s=timeout_s, deadline=deadline)
+        if final is not None:
+            return final
 
 
 class JobOperation:

@@ -61,7 +61,6 @@ def wait_for_job(
     whole interval.
     """
     deadline = time.monotonic() + timeout_s
-    last_state = "unknown"
     while True:
         remaining = deadline - time.monotonic()
         job = gateway.wait_job(
@@ -71,25 +70,34 @@ def wait_for_job(
             include,
             keepalive=keepalive,
         )
-        if job is None:
-            raise JobNotFoundError(f"{reasoner_type} job {job_id!r} not found")
-        last_state = job.state
-        if job.is_terminal:
-            if job.state == "ABORTED" and job.abort_reason == CLIENT_DISCONNECTED:
-                raise JobClientDisconnectedError(
-                    f"{reasoner_type} transaction {job_id!r} was aborted: its client disconnected"
-                )
-            return job
-        if time.monotonic() >= deadline:
-            hint = (
-                f"; no worker has claimed it yet: is one serving {reasoner_type}/{job.name}?"
-                if last_state == "PENDING"
-                else ""
+        final = settled(job, reasoner_type, job_id, timeout_s=timeout_s, deadline=deadline)
+        if final is not None:
+            return final
+
+
+def settled(
+    job: Job | None, reasoner_type: str, job_id: str, *, timeout_s: float, deadline: float
+) -> Job | None:
+    """One step of a wait (sync or async): the final job, ``None`` to go on, or the error."""
+    if job is None:
+        raise JobNotFoundError(f"{reasoner_type} job {job_id!r} not found")
+    if job.is_terminal:
+        if job.state == "ABORTED" and job.abort_reason == CLIENT_DISCONNECTED:
+            raise JobClientDisconnectedError(
+                f"{reasoner_type} transaction {job_id!r} was aborted: its client disconnected"
             )
-            raise JobTimeoutError(
-                f"{reasoner_type} job {job_id!r} did not finish within {timeout_s:g} s "
-                f"(last state {last_state}{hint})"
-            )
+        return job
+    if time.monotonic() < deadline:
+        return None
+    hint = (
+        f"; no worker has claimed it yet: is one serving {reasoner_type}/{job.name}?"
+        if job.state == "PENDING"
+        else ""
+    )
+    raise JobTimeoutError(
+        f"{reasoner_type} job {job_id!r} did not finish within {timeout_s:g} s "
+        f"(last state {job.state}{hint})"
+    )
 
 
 class JobOperationSync:

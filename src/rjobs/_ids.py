@@ -12,7 +12,7 @@ _last_ms = 0
 _last_rand = 0
 
 
-def _encode(value: int, length: int) -> str:
+def encode_base32(value: int, length: int) -> str:
     chars = []
     for _ in range(length):
         chars.append(_ALPHABET[value & 31])
@@ -32,4 +32,4 @@ def new_job_id() -> str:
         else:
             rand = secrets.randbits(80)
         _last_ms, _last_rand = now_ms, rand
-    return _encode(now_ms, 10) + _encode(rand & ((1 << 80) - 1), 16)
+    return encode_base32(now_ms, 10) + encode_base32(rand & ((1 << 80) - 1), 16)

@@ -129,6 +129,23 @@ class HubSubscription:
         self.close()
 
 
+class HubNotifier:
+    """What every notifier shares: in-process fan-out through a hub, fed by a listener that
+    subclasses start on first subscription."""
+
+    _hub: _Hub
+
+    def wake(self, channel: str) -> None:
+        self._hub.bump(channel)
+
+    def subscribe(self, channels: Iterable[str]) -> HubSubscription:
+        self._ensure_listening()
+        return HubSubscription(self._hub, channels)
+
+    def _ensure_listening(self) -> None:
+        raise NotImplementedError
+
+
 def _socket_dir(key: str) -> Path:
     # Unix socket paths are limited to ~100 bytes, so the directory is a short hash of the
     # store's identity under the temp directory rather than a path inside the data directory.
@@ -136,7 +153,7 @@ def _socket_dir(key: str) -> Path:
     return Path(tempfile.gettempdir()) / f"rjobs-{os.getuid()}" / digest
 
 
-class LocalNotifier:
+class LocalNotifier(HubNotifier):
     """Notifications among the processes of one host sharing a SQLite store."""
 
     def __init__(self, key: str) -> None:
@@ -171,13 +188,6 @@ class LocalNotifier:
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
                     logger.debug("notify.send_failed", extra={"path": str(path), "err": str(exc)})
-
-    def wake(self, channel: str) -> None:
-        self._hub.bump(channel)
-
-    def subscribe(self, channels: Iterable[str]) -> HubSubscription:
-        self._ensure_listening()
-        return HubSubscription(self._hub, channels)
 
     def _ensure_listening(self) -> None:
         with self._lock:

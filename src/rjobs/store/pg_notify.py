@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from rjobs.store.notify import HubSubscription, _Hub
+from rjobs.store.notify import HubNotifier, _Hub
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ def _libpq_url(engine: Engine) -> str:
     return url.render_as_string(hide_password=False)
 
 
-class PgNotifier:
+class PgNotifier(HubNotifier):
     """LISTEN/NOTIFY on one PostgreSQL channel; the payload names the rjobs channel."""
 
     def __init__(self, engine: Engine) -> None:
@@ -47,13 +46,6 @@ class PgNotifier:
         with self._engine.connect() as conn:
             conn.execute(sa.select(sa.func.pg_notify(PG_CHANNEL, channel)))
             conn.commit()
-
-    def wake(self, channel: str) -> None:
-        self._hub.bump(channel)
-
-    def subscribe(self, channels: Iterable[str]) -> HubSubscription:
-        self._ensure_listening()
-        return HubSubscription(self._hub, channels)
 
     def _ensure_listening(self) -> None:
         with self._lock:
